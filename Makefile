@@ -1,0 +1,40 @@
+# kexue-lite: two commands do everything.
+#   make book   create .venv, install everything, build the website into _build/html
+#   make test   the same, then run every test (unit, notebook lint, built site in Chromium)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv book test unit sync clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+# KEXUE_STATIC=1 reaches the executing kernels and makes viz.slider embed precomputed frames.
+# The execution cache does not key on it, so every build sets it.
+book: venv
+	KEXUE_STATIC=1 $(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/python tools/exec_times.py
+	@echo "The website is in _build/html: open $(CURDIR)/_build/html/index.html"
+
+# Quick checks that need no site build.
+unit: venv
+	$(BIN)/python -m pytest -m "not site"
+
+test: book
+	KEXUE_REQUIRE_SITE=1 $(BIN)/python -m pytest
+
+# Re-pair every book/<part>/<slug>.md with notebooks/<part>/<slug>.ipynb (outputs stripped).
+sync: venv
+	$(BIN)/jupytext --sync book/*/*.md
+
+clean:
+	rm -rf _build

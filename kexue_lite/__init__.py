@@ -1,0 +1,10 @@
+"""kexue_lite: the small, tested helper package behind the kexue-lite notebooks.
+
+One module per idea: :mod:`env` (mode, device, seeds), :mod:`viz` (plot style and
+sliders), :mod:`symbolic` (sympy checks), :mod:`density` (Fourier density model).
+"""
+
+from . import claims, env, symbolic, viz
+
+__all__ = ["claims", "env", "symbolic", "viz"]
+__version__ = "0.1.0"

@@ -1,0 +1,155 @@
+"""One plot style for the whole book, and the slider that works live and on the static site.
+
+Figures use a solid white background and the Okabe–Ito colour-blind-safe palette, so they
+read the same in the site's light and dark themes (the dark theme shows images on their
+own background).
+
+:func:`slider` is the only place that knows how a slider is rendered:
+
+* **live** (Jupyter, Colab): an ``ipywidgets.SelectionSlider`` redraws the figure for each
+  value;
+* **static** (the website, ``KEXUE_STATIC=1`` exported by the Makefile): every frame is drawn
+  once at build time and embedded with matplotlib's ``to_jshtml``, whose HTML slider swaps
+  the frames without a kernel.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+from matplotlib.animation import FuncAnimation
+from matplotlib.figure import Figure
+
+from . import env
+
+__all__ = ["COLORS", "STYLE", "MAX_FRAMES", "use_style", "slider", "table"]
+
+#: Okabe–Ito palette (colour-blind safe); black is used for "truth" curves.
+COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+
+STYLE: dict[str, Any] = {
+    "figure.figsize": (6.4, 3.6),
+    "figure.dpi": 100,
+    "figure.facecolor": "white",
+    "axes.facecolor": "white",
+    "savefig.facecolor": "white",
+    "axes.edgecolor": "#333333",
+    "axes.labelcolor": "#111111",
+    "text.color": "#111111",
+    "xtick.color": "#333333",
+    "ytick.color": "#333333",
+    "axes.grid": True,
+    "grid.color": "#dddddd",
+    "grid.linewidth": 0.6,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.prop_cycle": mpl.cycler(color=COLORS),
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 8.5,
+    "legend.frameon": False,
+    "lines.linewidth": 1.8,
+    "figure.constrained_layout.use": True,
+    "animation.embed_limit": 8.0,  # MB: a slider larger than this is a mistake
+}
+
+#: Upper bound on precomputed frames per slider (keeps pages light).
+MAX_FRAMES = 30
+
+
+def use_style() -> None:
+    """Apply :data:`STYLE` to matplotlib (called by every notebook's setup cell)."""
+    mpl.rcParams.update(STYLE)
+
+
+def _label(label: str, fmt: str | Callable[[Any], str], value: Any) -> str:
+    text = fmt(value) if callable(fmt) else fmt.format(value)
+    return f"{label} = {text}"
+
+
+def slider(
+    draw: Callable[[Figure, Any], None],
+    values: Sequence[Any],
+    *,
+    label: str,
+    fmt: str | Callable[[Any], str] = "{}",
+    start: int = 0,
+    figsize: tuple[float, float] = (6.4, 3.4),
+    dpi: int = 72,
+    static: bool | None = None,
+) -> Any:
+    """A slider over ``values`` that redraws ``draw(fig, value)``.
+
+    ``draw`` receives an empty figure and one value and draws into it (it may add axes).
+    The helper writes ``label = value`` as the figure's title. ``static`` defaults to
+    :func:`kexue_lite.env.static_site`. Returns the object to display (an
+    ``ipywidgets.VBox`` live, an ``IPython.display.HTML`` with the frames on the site).
+    """
+    values = list(values)
+    if not callable(draw):
+        raise TypeError("draw must be callable as draw(fig, value)")
+    if not 1 <= len(values) <= MAX_FRAMES:
+        raise ValueError(f"values must hold 1 to {MAX_FRAMES} frames, got {len(values)}")
+    if not 0 <= start < len(values):
+        raise ValueError(f"start must index values (0..{len(values) - 1}), got {start}")
+    if not label:
+        raise ValueError("label must be a non-empty string")
+    static = env.static_site() if static is None else static
+
+    def render(fig: Figure, value: Any) -> None:
+        fig.clear()
+        draw(fig, value)
+        fig.suptitle(_label(label, fmt, value), fontsize=11)
+
+    if static:
+        from IPython.display import HTML
+
+        fig = plt.figure(figsize=figsize, dpi=dpi)
+        order = values[start:] + values[:start]
+        anim = FuncAnimation(fig, lambda i: render(fig, order[i]), frames=len(order), blit=False)
+        html = anim.to_jshtml(fps=2, default_mode="once")
+        plt.close(fig)
+        # to_jshtml links Font Awesome 4 from a CDN; the site's theme already ships the icons.
+        html = re.sub(r"<link rel=\"stylesheet\"\s+href=\"https://[^\"]*font-awesome[^\"]*\">", "", html)
+        return HTML(f'<div class="kexue-slider">{html}</div>')
+
+    import ipywidgets as widgets
+
+    options = [(_label(label, fmt, v).split(" = ", 1)[1], v) for v in values]
+    control = widgets.SelectionSlider(
+        options=options, index=start, description=label, continuous_update=False,
+        layout=widgets.Layout(width="60%"), style={"description_width": "initial"},
+    )
+    out = widgets.Output()
+
+    def redraw(change: Any = None) -> None:
+        with out:
+            out.clear_output(wait=True)
+            fig = plt.figure(figsize=figsize)
+            render(fig, control.value)
+            plt.show()
+
+    control.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([control, out])
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = ".3f") -> Any:
+    """A small HTML table; floats are formatted with ``fmt`` (renders on the site and live)."""
+    import html
+
+    from IPython.display import HTML
+
+    if any(len(r) != len(header) for r in rows):
+        raise ValueError("every row must have as many cells as header")
+
+    def cell(v: Any) -> str:
+        return html.escape(format(v, fmt) if isinstance(v, float) else str(v))
+
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return HTML(f'<table class="kexue-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
