@@ -19,9 +19,10 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 # KEXUE_STATIC=1 reaches the executing kernels and makes viz.slider embed precomputed frames.
+# --all rewrites every page (Sphinx does not notice changes to book/_ext); executions stay cached.
 # The execution cache does not key on it, so every build sets it.
 book: venv
-	KEXUE_STATIC=1 $(BIN)/jupyter-book build . -W -n --keep-going
+	KEXUE_STATIC=1 $(BIN)/jupyter-book build . --all -W -n --keep-going
 	$(BIN)/python tools/exec_times.py
 	@echo "The website is in _build/html: open $(CURDIR)/_build/html/index.html"
 
