@@ -462,8 +462,9 @@ def gmm_em(
     w = np.full(K, 1.0 / K)
     for _ in range(iters):
         logr = np.log(w) + _normal_logpdf(x, mu, sd)
-        logr -= scipy.special.logsumexp(logr, axis=1, keepdims=True)
+        logr -= logr.max(axis=1, keepdims=True)  # log-sum-exp, by hand: scipy's costs 2x here
         r = np.exp(logr)
+        r /= r.sum(axis=1, keepdims=True)
         nk = r.sum(0) + 1e-300
         w = nk / x.size
         mu = (r * x[:, None]).sum(0) / nk

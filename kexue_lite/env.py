@@ -4,10 +4,12 @@ Every notebook calls :func:`setup` once, in its setup cell (the template checked
 ``tests/test_notebooks.py``).
 
 * **Quick mode** (default): CPU, small sizes, at most 30 s per notebook on 2 cores.
-  torch runs on one thread: on the 2-core build machines the tiny, latency-bound models
-  here ran 2-60x slower with torch's default intra-op threading (measured: one 300-step
-  density fit took 0.42 s with 1 thread and 0.80 s with 2 on an idle machine; the
-  specification measured 60x on a loaded one).
+  torch runs on one thread. Measured on a 2-core build machine (300 Adam steps of the
+  Fourier density model, n = 1000): a single fit took 0.47 s with 1 or 2 threads when the
+  machine was idle, but with the other core busy a batch of 3 fits took 0.60 s with 1
+  thread and 2.15 s with 2, and a batch of 5 fits at N = 40 took 2.3 s against 6.5 s. Only
+  the largest batch gained from 2 threads on an idle machine (3.2 s against 4.2 s), so one
+  thread is the robust default for these latency-bound models.
 * **Full mode**: when CUDA is available or ``KEXUE_FULL=1`` (``KEXUE_FULL=0`` forces quick
   mode even on a GPU). Notebooks scale their sizes up with :attr:`Env.full`.
 """

@@ -150,6 +150,18 @@ def test_model_density_on_the_line_normalised_and_cdf_consistent():
     assert scipy.stats.kstest(draws, lambda z: m.cdf(z).detach().numpy()).pvalue > 1e-4
 
 
+def test_float32_model_matches_float64():
+    a = torch.tensor([1.0, 0.3 + 0.2j, -0.2j], dtype=torch.complex128)
+    models = [density.FourierDensity(2, loc=0.2, scale=1.5, dtype=dt) for dt in (torch.float32, torch.float64)]
+    for m in models:
+        with torch.no_grad():
+            m.a.copy_(a.to(m.a.dtype))
+    y = np.linspace(-20, 20, 101)
+    lp32, lp64 = (m.log_prob(y) for m in models)
+    assert lp32.dtype == torch.float32 and torch.allclose(lp32.double(), lp64, atol=1e-4)
+    assert torch.allclose(models[0].cdf(y).double(), models[1].cdf(y), atol=1e-5)
+
+
 def test_log_prob_is_finite_far_in_the_tails():
     m = density.FourierDensity(3)
     lp = m.log_prob(torch.tensor([-1e6, -50.0, 0.0, 50.0, 1e6], dtype=torch.float64))
