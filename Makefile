@@ -18,10 +18,16 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# KEXUE_STATIC=1 reaches the executing kernels and makes viz.slider embed precomputed frames.
+# jupyter-cache keys on a notebook's content only: when kexue_lite changes, execute everything again.
+CACHE_STAMP := _build/.kexue_lite-stamp
+$(CACHE_STAMP): $(wildcard kexue_lite/*.py)
+	rm -rf _build/.jupyter_cache
+	mkdir -p _build && touch $@
+
+# KEXUE_STATIC=1 reaches the executing kernels and makes viz.slider embed precomputed frames;
+# the execution cache does not key on it, so every build sets it.
 # --all rewrites every page (Sphinx does not notice changes to book/_ext); executions stay cached.
-# The execution cache does not key on it, so every build sets it.
-book: venv
+book: venv $(CACHE_STAMP)
 	KEXUE_STATIC=1 $(BIN)/jupyter-book build . --all -W -n --keep-going
 	$(BIN)/python tools/exec_times.py
 	@echo "The website is in _build/html: open $(CURDIR)/_build/html/index.html"
@@ -33,9 +39,10 @@ unit: venv
 test: book
 	KEXUE_REQUIRE_SITE=1 $(BIN)/python -m pytest
 
-# Re-pair every book/<part>/<slug>.md with notebooks/<part>/<slug>.ipynb (outputs stripped).
+# Re-pair every book/<part>/<slug>.md with notebooks/<part>/<slug>.ipynb (outputs stripped);
+# the part landing pages (index.md) are not notebooks.
 sync: venv
-	$(BIN)/jupytext --sync book/*/*.md
+	$(BIN)/jupytext --sync $(filter-out %/index.md,$(wildcard book/*/*.md))
 
 clean:
 	rm -rf _build

@@ -73,6 +73,14 @@ def _check_domain(x: Array) -> None:
         raise ValueError(f"x must lie in [-1, 1]; got max |x| = {xmax:g}")
 
 
+def _frequencies(ref: Array, stop: int) -> Array:
+    """``1, 2, ..., stop - 1`` as an array of the same library, device and real dtype as ``ref``."""
+    if isinstance(ref, torch.Tensor):
+        real = torch.float32 if ref.dtype in (torch.float32, torch.complex64) else torch.float64
+        return torch.arange(1, stop, dtype=real, device=ref.device)
+    return np.arange(1.0, stop)
+
+
 def _grid_like(x: Array, a: Array) -> Array:
     """Return x as an array of the same library (and real dtype) as a."""
     if isinstance(a, torch.Tensor):
@@ -137,7 +145,7 @@ def fourier_pdf(a: Array, x: Array, form: str = "modulus") -> Array:
         raise ValueError(f"form must be 'modulus' or 'series', got {form!r}")
     c = fourier_autocorr(a)
     lib = torch if isinstance(a, torch.Tensor) else np
-    n = lib.arange(1, c.shape[0]) if lib is np else torch.arange(1, c.shape[0], device=x.device)
+    n = _frequencies(x, c.shape[0])
     theta = lib.pi * x[..., None] * n
     terms = c[1:].real * lib.cos(theta) - c[1:].imag * lib.sin(theta)
     return 0.5 + terms.sum(-1) / c[0].real
@@ -158,7 +166,7 @@ def fourier_cdf(a: Array, x: Array) -> Array:
     lib = torch if isinstance(a, torch.Tensor) else np
     if N == 0:
         return (x + 1) / 2
-    n = np.arange(1, N + 1) if lib is np else torch.arange(1, N + 1, device=x.device, dtype=x.dtype)
+    n = _frequencies(x, N + 1)
     sign = 1.0 - 2.0 * (n % 2)  # (-1)^n
     theta = lib.pi * x[..., None] * n
     ratio = c[1:] / c[0].real
@@ -194,7 +202,7 @@ def fourier_sample(a: Array, n: int, seed: int = 0, iters: int = 60) -> np.ndarr
 def _penalty(a: Array) -> Array:
     """``fourier_penalty`` along the last axis, without argument checks (batch-aware)."""
     c = _autocorr(a)
-    n = np.arange(1, c.shape[-1]) if isinstance(c, np.ndarray) else torch.arange(1, c.shape[-1], device=c.device)
+    n = _frequencies(c, c.shape[-1])
     mag2 = c[..., 1:].real ** 2 + c[..., 1:].imag ** 2
     return math.pi**2 * (n**2 * mag2).sum(-1) / c[..., 0].real ** 2
 

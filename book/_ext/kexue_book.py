@@ -1,6 +1,8 @@
 """Sphinx extension of the kexue-lite book (loaded through ``_config.yml``).
 
-It does four things, each small:
+It also holds what the tests and ``tools/new_notebook.py`` share with the site: the catalogue
+loader and the notebook template (setup cell and title line). On the site it does four
+things, each small:
 
 1. **Catalogue tables.** ``book/catalogue.yml`` is the single source of truth. A line
    ``% catalogue-table`` in ``book/intro.md`` becomes the table of all articles, and a line
