@@ -46,7 +46,7 @@ def test_toc_has_every_part_and_exactly_the_existing_notebooks_in_reading_order(
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text("utf-8"))
     assert toc["root"] == "book/intro"
     chapters = toc["chapters"]
-    assert [c["file"] for c in chapters] == [f"book/{p}/index" for p in PARTS]
+    assert [c["file"] for c in chapters] == [f"book/{p}/index" for p in PARTS] + ["book/references"]
     for chapter, part in zip(chapters, PARTS):
         want = [a.docname for a in ARTICLES if a.part == part and a.exists]
         assert [s["file"] for s in chapter.get("sections", [])] == want, part

@@ -65,11 +65,8 @@ res
 
 ## References
 
-Original article: see the link under the title.
-
-```{{bibliography}}
-:filter: docname in docnames
-```
+- {{cite:t}}`KEY`, what it is. (Add the entry to book/references.bib; the book has one bibliography,
+  book/references.md.)
 """
 
 
