@@ -334,7 +334,7 @@ def legs_step(x: np.ndarray, u_k: float, k: int, A: np.ndarray, B: np.ndarray, m
 def legs_run(u: np.ndarray, A: np.ndarray, B: np.ndarray, method: str = "bilinear", x1: np.ndarray | None = None) -> np.ndarray:
     """States ``x_1 .. x_K`` of the LegS recursion driven by ``u_0 .. u_{K-1}`` (row ``k-1`` holds ``x_k``).
 
-    ``x_{k+1} = legs_step(x_k, u_k, k)``; the default start ``x_1 = -A^-1 B u_0`` is the exact
+    ``u_k`` is held on ``[k, k+1)`` and ``x_{k+1} = legs_step(x_k, u_k, k)``; the default start ``x_1 = -A^-1 B u_0`` is the exact
     state for a constant first sample (``(sqrt 2 u_0, 0, ...)`` in the article's convention).
     """
     A = _square(A)
@@ -345,8 +345,8 @@ def legs_run(u: np.ndarray, A: np.ndarray, B: np.ndarray, method: str = "bilinea
     N = A.shape[0]
     X = np.empty((u.shape[0], N), dtype=np.result_type(A, B, float))
     X[0] = -np.linalg.solve(A, B) * u[0] if x1 is None else _vector(x1, "x1", N)
-    for k in range(1, u.shape[0]):
-        X[k] = legs_step(X[k - 1], u[k - 1], k, A, B, method)
+    for k in range(1, u.shape[0]):  # the step from t = k to k + 1 sees u_k (input held on [k, k+1))
+        X[k] = legs_step(X[k - 1], u[k], k, A, B, method)
     return X
 
 

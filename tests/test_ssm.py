@@ -232,10 +232,10 @@ def test_legs_step_is_step_size_free_and_exact_matches_the_ode():
     A, B = ssm.hippo_legs(6)
     u = np.sin(0.3 * np.arange(30)) + 0.2
     X = ssm.legs_run(u, A, B, "exact")
-    # exact: the ODE in t with the input held on [k, k+1), integrated to t = 30
+    # exact: the ODE in t with u_k held on [k, k+1), integrated from x_1 to t = 30
     x = X[0]
     for k in range(1, 30):
-        x = solve_ivp(lambda t, x: (A @ x + B * u[k - 1]) / t, (k, k + 1), x, method="DOP853", rtol=1e-12, atol=1e-13).y[:, -1]
+        x = solve_ivp(lambda t, x: (A @ x + B * u[k]) / t, (k, k + 1), x, method="DOP853", rtol=1e-12, atol=1e-13).y[:, -1]
     np.testing.assert_allclose(X[-1], x, atol=1e-9)
     Xb = ssm.legs_run(u, A, B)
     Xf = ssm.legs_run(u, A, B, "forward")
