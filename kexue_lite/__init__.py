@@ -1,7 +1,8 @@
 """kexue_lite: the small, tested helper package behind the kexue-lite notebooks.
 
 One module per idea: :mod:`env` (mode, device, seeds), :mod:`viz` (plot style and
-sliders), :mod:`symbolic` (sympy checks), :mod:`density` (Fourier density model).
+sliders), :mod:`symbolic` (sympy checks), :mod:`density` (Fourier density model),
+:mod:`ssm` (HiPPO matrices, discretisation, the S4 kernel).
 """
 
 from . import claims, env, symbolic, viz

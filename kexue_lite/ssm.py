@@ -490,16 +490,36 @@ def cauchy(a, b, g, lam):
     return (np.conj(a) * b) @ table.T
 
 
+def _cauchy_imaginary_axis(w, gamma, lam):
+    """``sum_i w_i / (i gamma_l - lam_i)`` for real ``gamma``, in real arithmetic (numpy or torch).
+
+    With ``lam = a + i b`` and ``y = gamma_l - b_i``: ``1 / (i gamma - lam) = (-a - i y) / (a^2 + y^2)``,
+    so one real table ``1/(a^2 + y^2)`` and two real matrix products replace the complex
+    reciprocals of :func:`cauchy` (about twice as fast on a CPU; same result to rounding).
+    """
+    a, b = lam.real, lam.imag
+    y = gamma[:, None] - b[None, :]
+    inv = 1 / (y * y + a * a)
+    y = y * inv
+    cat = torch.cat if isinstance(w, torch.Tensor) else np.concatenate
+    wri = cat([w.real, w.imag])  # (2r, N)
+    r = w.shape[0]
+    re_part = (wri * -a) @ inv.T  # sum_i w_i (-a_i) / D
+    im_part = -(wri @ y.T)  # sum_i w_i (-y) / D
+    return (re_part[:r] - im_part[r:]) + 1j * (im_part[:r] + re_part[r:])
+
+
 def kernel_s4(Lam, P, B, Ct, dt: float, L: int):
     """S4's kernel ``K_0 .. K_{L-1}`` from the NPLR form: generating function, Woodbury, Cauchy sums, inverse FFT.
 
     Inputs are in the NPLR basis of :func:`nplr_legs` (``A = diag(Lam) - P P^*``): ``P = V^* P``,
     ``B = V^* B``, ``Ct = V^* (I - Ab^L)^* C`` (or a trainable vector). At the roots of unity
-    ``z_l = exp(-2 pi i l / L)``, ``l = 0..L/2``, with ``g_l = (2/dt)(1 - z_l)/(1 + z_l)``::
+    ``z_l = exp(-2 pi i l / L)``, ``l = 0..L/2``, with ``g_l = (2/dt)(1 - z_l)/(1 + z_l) = (2i/dt) tan(pi l / L)``::
 
         K^_l = 2/(1 + z_l) [k_CB - k_CP k_PB / (1 + k_PP)],   k_ab = sum_i conj(a_i) b_i / (g_l - Lam_i)
 
-    and ``K = irfft(K^, L)``. At ``z = -1`` (``l = L/2``), ``g`` is infinite and the limit
+    (the four Cauchy sums of :func:`cauchy`, computed in real arithmetic because ``g`` is purely
+    imaginary) and ``K = irfft(K^, L)``. At ``z = -1`` (``l = L/2``), ``g`` is infinite and the limit
     ``K^_{L/2} = (dt/2) Ct^* B`` is used. numpy (complex128) or torch (any device) in, the same out.
     """
     dt = _check_positive(dt, "dt")
@@ -507,25 +527,22 @@ def kernel_s4(Lam, P, B, Ct, dt: float, L: int):
     if L % 2:
         raise ValueError(f"L must be even (the half-spectrum path of irfft), got {L}")
     if isinstance(Lam, torch.Tensor):
-        lib, fft = torch, torch.fft
-        l = torch.arange(L // 2 + 1, device=Lam.device, dtype=Lam.real.dtype)
-        stack = lambda vs: torch.stack(vs)  # noqa: E731
+        lib = torch
+        theta = 2 * math.pi * torch.arange(L // 2, device=Lam.device, dtype=Lam.real.dtype) / L
     else:
         Lam, P, B, Ct = (np.asarray(v, dtype=complex) for v in (Lam, P, B, Ct))
         for name, v in (("P", P), ("B", B), ("Ct", Ct)):
             if v.shape != Lam.shape or Lam.ndim != 1:
                 raise ValueError(f"{name} must have the shape of Lam {Lam.shape}, got {v.shape}")
-        lib, fft = np, np.fft
-        l = np.arange(L // 2 + 1, dtype=float)
-        stack = np.stack
-    theta = 2 * math.pi * l[:-1] / L  # l = 0 .. L/2 - 1; the Nyquist bin is the limit below
+        lib = np
+        theta = 2 * math.pi * np.arange(L // 2) / L  # l = 0 .. L/2 - 1; the Nyquist bin is the limit below
     z = lib.exp(-1j * theta)
-    g = (2j / dt) * lib.tan(theta / 2)  # (2/dt)(1 - z)/(1 + z) on the unit circle, purely imaginary
-    k = cauchy(stack([Ct, Ct, P, P]), stack([B, P, B, P]), g, Lam)
+    gamma = (2 / dt) * lib.tan(theta / 2)  # g = i gamma on the unit circle
+    w = lib.stack([lib.conj(Ct) * B, lib.conj(Ct) * P, lib.conj(P) * B, lib.conj(P) * P])
+    k = _cauchy_imaginary_axis(w, gamma, Lam)
     K_hat = 2 / (1 + z) * (k[0] - k[1] * k[2] / (1 + k[3]))
-    nyquist = dt / 2 * (lib.conj(Ct) * B).sum()
-    K_hat = lib.cat([K_hat, nyquist.reshape(1)]) if lib is torch else np.append(K_hat, nyquist)
-    return fft.irfft(K_hat, n=L)
+    nyquist = (dt / 2 * (lib.conj(Ct) * B).sum()).reshape(1)
+    return lib.fft.irfft(lib.cat([K_hat, nyquist]) if lib is torch else np.concatenate([K_hat, nyquist]), n=L)
 
 
 def causal_conv(K: np.ndarray, u: np.ndarray) -> np.ndarray:

@@ -342,6 +342,19 @@ def test_cauchy_against_a_double_loop():
     batch = ssm.cauchy(np.stack([a, b]), np.stack([b, a]), g, lam)
     assert batch.shape == (2, 7)
     np.testing.assert_allclose(batch[0], want, atol=1e-13)
+    got = ssm.cauchy(*(torch.from_numpy(v) for v in (a, b, g, lam)))
+    assert isinstance(got, torch.Tensor)
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-13)
+
+
+def test_real_arithmetic_cauchy_equals_the_complex_one():
+    lam = RNG.normal(size=6) + 1j * RNG.normal(size=6)
+    w = RNG.normal(size=(4, 6)) + 1j * RNG.normal(size=(4, 6))
+    gamma = RNG.normal(size=9) * 10
+    want = ssm.cauchy(np.conj(w), np.ones(6), 1j * gamma, lam)  # sum_i w_i / (i gamma - lam_i)
+    np.testing.assert_allclose(ssm._cauchy_imaginary_axis(w, gamma, lam), want, atol=1e-13)
+    got = ssm._cauchy_imaginary_axis(*(torch.from_numpy(v) for v in (w, gamma, lam)))
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-13)
 
 
 def test_causal_conv_has_no_wrap_around():

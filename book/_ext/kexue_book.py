@@ -2,7 +2,7 @@
 
 It also holds what the tests and ``tools/new_notebook.py`` share with the site: the catalogue
 loader and the notebook template (setup cell and title line). On the site it does four
-things, each small:
+things, each small (and a fifth, the root redirect, names the favicon):
 
 1. **Catalogue tables.** ``book/catalogue.yml`` is the single source of truth. A line
    ``% catalogue-table`` in ``book/intro.md`` becomes the table of all articles, and a line
@@ -215,6 +215,18 @@ def _dedupe_scripts(app: Any, pagename: str, templatename: str, context: dict, d
     context["script_files"] = unique
 
 
+# ------------------------------------------------------------------ 5. root redirect
+def _write_root_redirect(app: Any, exc: Exception | None) -> None:
+    """The site's root ``index.html`` redirects to the intro. sphinx-external-toc writes a bare one
+    (when none exists) after this hook; ours also names the favicon, so a browser opening the root
+    does not fetch a missing ``/favicon.ico`` (a 404 that the browser tests see, depending on timing)."""
+    if exc is None and app.builder.format == "html":
+        root = Path(app.config.root_doc).with_suffix(".html").as_posix()
+        (Path(app.outdir) / "index.html").write_text(
+            f'<meta http-equiv="Refresh" content="0; url={root}" />\n'
+            '<link rel="icon" href="_static/favicon.svg" type="image/svg+xml" />\n', encoding="utf8")
+
+
 def setup(app: Any) -> dict[str, Any]:
     if not _mathjax_file().exists():
         raise RuntimeError("sphinx-mathjax-offline is not installed: run `make venv`")
@@ -222,5 +234,6 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("html-page-context", _fix_colab_button, priority=900)
     app.connect("html-page-context", _dedupe_scripts, priority=900)
     app.connect("build-finished", _copy_mathjax)
+    app.connect("build-finished", _write_root_redirect, priority=400)  # before sphinx-external-toc's
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
 
