@@ -70,8 +70,12 @@ def test_paper_and_code_conventions():
     A, B = ssm.hippo_legt(N, convention="paper")
     np.testing.assert_allclose(A, A_code, atol=1e-14)
     np.testing.assert_allclose(B, np.sqrt(2 * Q + 1), atol=1e-14)
-    # legs: A = -(tril(R R^T, -1) + diag(Q + 1)), B = R
-    A_code = -(np.tril(R @ R.T, -1) + np.diag(Q + 1))
+    # legs: col, row = meshgrid(q, q); r = 2q+1; M = -(where(row >= col, r, 0) - diag(q));
+    # T = sqrt(diag(2q+1)); A = T M T^-1; B = diag(T)
+    col, row = np.meshgrid(Q, Q)
+    M = -(np.where(row >= col, 2 * Q + 1, 0) - np.diag(Q))
+    Tm = np.sqrt(np.diag(2 * Q + 1))
+    A_code = Tm @ M @ np.linalg.inv(Tm)
     A, B = ssm.hippo_legs(N, convention="paper")
     np.testing.assert_allclose(A, A_code, atol=1e-14)
     np.testing.assert_allclose(B, np.sqrt(2 * Q + 1), atol=1e-14)
