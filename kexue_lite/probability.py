@@ -1,0 +1,511 @@
+"""From scores to probabilities: softmax, its alternatives, and their losses.
+
+Serves ``book/probability/softmax-alternatives.md`` (kexue.fm/archives/10145; sparsemax: Martins &
+Astudillo 2016; entmax: Peters, Niculae & Martins 2019; Fenchel–Young losses: Blondel et al. 2020).
+
+Conventions (used everywhere below)
+-----------------------------------
+* The class axis is the **last** axis; leading axes are a batch.
+* **torch in, torch out** (same dtype and device, autograd flows through); **numpy in, numpy out**
+  (computed in float64 torch on the CPU).
+* Logits may contain ``-inf`` (a class that is switched off): its probability is exactly 0 and its
+  gradient exactly 0. NaN or ``+inf`` raise ``ValueError``; so does a row whose entries are all ``-inf``.
+* Every map is computed after subtracting the row maximum, so logits of size 1e3 are fine in
+  float32 and float64.
+* Entmax in the paper's form: ``entmax_alpha(x) = relu((alpha - 1) x - tau)^(1/(alpha - 1))`` with the
+  threshold ``tau`` making the entries sum to 1; the article writes ``relu^(1/beta)(beta x - lambda)``
+  with ``beta = alpha - 1`` (the same thing). ``alpha = 2`` is sparsemax, ``alpha -> 1`` softmax.
+* Sparsemax, entmax-1.5 and bisection entmax look for the support among the ``k`` largest logits
+  (``torch.topk``) and enlarge ``k`` only when the support might not fit, so a vocabulary-sized row
+  costs about as much as a softmax; their backward passes use the closed-form Jacobians.
+"""
+
+from __future__ import annotations
+
+import math
+import numpy as np
+import torch
+
+Array = np.ndarray | torch.Tensor
+
+__all__ = [
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "softmax_jacobian",
+    "cross_entropy",
+    "am_softmax_loss",
+    "taylor_softmax",
+    "sparse_softmax",
+    "sparse_softmax_loss",
+    "perturb_max",
+    "perturb_max_mc",
+    "sparsemax",
+    "sparsemax_threshold",
+    "sparsemax_jacobian",
+    "sparsemax_loss",
+    "entmax15",
+    "entmax_bisect",
+    "entmax_threshold",
+    "entmax_jacobian",
+    "tsallis_entropy",
+    "entmax_loss",
+    "gradient_surrogate_loss",
+]
+
+_TOPK_START = 64  # first guess of the support size for the sparse maps
+
+
+# ----------------------------------------------------------------------------- plumbing
+def _to_torch(x: object, name: str = "x") -> tuple[torch.Tensor, bool]:
+    """``(tensor, came_from_numpy)``; numpy (and lists) become float64 CPU tensors."""
+    if isinstance(x, torch.Tensor):
+        if not x.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+        return x, False
+    if isinstance(x, (np.ndarray, list, tuple, float, int)) and not isinstance(x, bool):
+        arr = np.asarray(x, dtype=np.float64)
+        return torch.from_numpy(arr.copy()), True
+    raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(x).__name__}")
+
+
+def _back(t: torch.Tensor, numpy: bool) -> Array:
+    return t.detach().numpy() if numpy else t
+
+
+def _check_logits(x: torch.Tensor, name: str = "x") -> None:
+    """One pass: the row maxima reveal NaN (max propagates it), +inf, and rows of all -inf."""
+    if x.ndim == 0 or x.shape[-1] == 0:
+        raise ValueError(f"{name} must have a non-empty last (class) axis, got shape {tuple(x.shape)}")
+    rmax = x.detach().amax(dim=-1)
+    if torch.isnan(rmax).any() or (rmax == math.inf).any():
+        raise ValueError(f"{name} must not contain NaN or +inf")
+    if (rmax == -math.inf).any():
+        raise ValueError(f"{name} has a row whose entries are all -inf: no distribution exists")
+
+
+def _logits(x: object, name: str = "x") -> tuple[torch.Tensor, bool]:
+    t, numpy = _to_torch(x, name)
+    _check_logits(t, name)
+    return t, numpy
+
+
+def _check_tau(tau: float) -> float:
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not (math.isfinite(tau) and tau > 0):
+        raise ValueError(f"tau must be a positive finite number, got {tau!r}")
+    return float(tau)
+
+
+def _shifted(x: torch.Tensor) -> torch.Tensor:
+    """``x - max(x)`` along the last axis (max is finite: rows of all -inf are refused)."""
+    return x - x.max(dim=-1, keepdim=True).values.detach()
+
+
+def _onehot_or_probs(target: object, like: torch.Tensor, name: str = "target") -> torch.Tensor:
+    """Integer class indices ``(...)`` or a probability array ``(..., n)`` -> probabilities ``(..., n)``."""
+    n = like.shape[-1]
+    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+        target = torch.full(like.shape[:-1], int(target), dtype=torch.long)
+    if isinstance(target, np.ndarray):
+        target = torch.from_numpy(target.copy())
+    if isinstance(target, (list, tuple)):
+        target = torch.tensor(target)
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(f"{name} must be class indices or probabilities, got {type(target).__name__}")
+    target = target.to(like.device)
+    if not target.is_floating_point():
+        if tuple(target.shape) != tuple(like.shape[:-1]):
+            raise ValueError(f"{name} indices must have shape {tuple(like.shape[:-1])}, got {tuple(target.shape)}")
+        if target.numel() and (target.min() < 0 or target.max() >= n):
+            raise ValueError(f"{name} indices must lie in 0..{n - 1}")
+        return torch.nn.functional.one_hot(target.long(), n).to(like.dtype)
+    if tuple(target.shape) != tuple(like.shape):
+        raise ValueError(f"{name} probabilities must have shape {tuple(like.shape)}, got {tuple(target.shape)}")
+    if (target < 0).any():
+        raise ValueError(f"{name} probabilities must be non-negative")
+    return target.to(like.dtype)
+
+
+# ------------------------------------------------------------------------------ softmax
+def softmax(x: Array, tau: float = 1.0) -> Array:
+    """``p_i = exp(x_i / tau) / sum_j exp(x_j / tau)`` (computed after subtracting the max)."""
+    tau = _check_tau(tau)
+    t, numpy = _logits(x)
+    return _back(torch.softmax(t / tau, dim=-1), numpy)
+
+
+def log_softmax(x: Array, tau: float = 1.0) -> Array:
+    """``log softmax(x / tau)``, stable; ``-inf`` where the logit is ``-inf``."""
+    tau = _check_tau(tau)
+    t, numpy = _logits(x)
+    return _back(torch.log_softmax(t / tau, dim=-1), numpy)
+
+
+def logsumexp(x: Array, tau: float = 1.0) -> Array:
+    """The smooth maximum ``tau * log sum_i exp(x_i / tau)``; it lies in ``[max x, max x + tau log n]``."""
+    tau = _check_tau(tau)
+    t, numpy = _logits(x)
+    return _back(tau * torch.logsumexp(t / tau, dim=-1), numpy)
+
+
+def softmax_jacobian(p: Array) -> Array:
+    """``J_ij = dp_i/dx_j = p_i delta_ij - p_i p_j``, shape ``(..., n, n)``."""
+    t, numpy = _to_torch(p, "p")
+    return _back(torch.diag_embed(t) - t[..., :, None] * t[..., None, :], numpy)
+
+
+def cross_entropy(logits: Array, target: object) -> Array:
+    """Per-sample ``-sum_i t_i log softmax(x)_i``; ``target`` holds class indices or probabilities (soft labels).
+
+    Classes with zero target probability contribute exactly 0, also where the logit is ``-inf``.
+    """
+    x, numpy = _logits(logits, "logits")
+    t = _onehot_or_probs(target, x)
+    logp = torch.log_softmax(x, dim=-1)
+    return _back(-torch.where(t > 0, t * logp, torch.zeros_like(logp)).sum(-1), numpy)
+
+
+def am_softmax_loss(z: Array, centers: Array, target: object, margin: float = 0.35, scale: float = 30.0) -> Array:
+    """Additive-margin softmax loss: cross entropy of ``scale * cos(z, c_j)``, the target's cosine lowered by ``margin``.
+
+    ``z`` is ``(..., d)``, ``centers`` ``(n, d)``; the margin is in cosine units (``margin * scale`` in logits).
+    """
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale!r}")
+    zt, numpy = _to_torch(z, "z")
+    ct, _ = _to_torch(centers, "centers")
+    if ct.ndim != 2 or zt.shape[-1] != ct.shape[-1]:
+        raise ValueError(f"centers must be (n, d) with d = z.shape[-1], got {tuple(ct.shape)} and {tuple(zt.shape)}")
+    cos = torch.nn.functional.normalize(zt, dim=-1) @ torch.nn.functional.normalize(ct.to(zt), dim=-1).T
+    onehot = _onehot_or_probs(target, cos)
+    logits = scale * (cos - margin * onehot)
+    return _back(-(onehot * torch.log_softmax(logits, dim=-1)).sum(-1), numpy)
+
+
+def taylor_softmax(x: Array, k: int = 2) -> Array:
+    """``f_k(x_i) / sum_j f_k(x_j)`` with ``f_k(x) = sum_{m<=k} x^m / m!`` (``k`` even, so ``f_k > 0``).
+
+    Neither shift-invariant nor monotone (``f_2`` decreases left of -1). Not shifted by the max.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2 or k % 2:
+        raise ValueError(f"k must be a positive even integer, got {k!r}")
+    t, numpy = _to_torch(x)
+    if t.ndim == 0 or t.shape[-1] == 0:
+        raise ValueError(f"x must have a non-empty last (class) axis, got shape {tuple(t.shape)}")
+    if not torch.isfinite(t).all():
+        raise ValueError("x must be finite for the Taylor softmax")
+    f = sum(t**m / math.factorial(m) for m in range(k + 1))
+    return _back(f / f.sum(-1, keepdim=True), numpy)
+
+
+def _topk_mask(x: torch.Tensor, k: int) -> torch.Tensor:
+    idx = x.topk(k, dim=-1).indices
+    return torch.zeros_like(x, dtype=torch.bool).scatter(-1, idx, True)
+
+
+def _check_k(k: object, n: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n:
+        raise ValueError(f"k must be an integer in 1..{n}, got {k!r}")
+    return int(k)
+
+
+def sparse_softmax(x: Array, k: int) -> Array:
+    """Softmax renormalised over the ``k`` largest logits, exact zeros elsewhere (ties broken by ``torch.topk``)."""
+    t, numpy = _logits(x)
+    k = _check_k(k, t.shape[-1])
+    masked = torch.where(_topk_mask(t, k), t, torch.full_like(t, -math.inf))
+    return _back(torch.softmax(masked, dim=-1), numpy)
+
+
+def sparse_softmax_loss(x: Array, target: object, k: int) -> Array:
+    """``log sum_{i in top-k} exp(x_i) - x_t`` per sample: the negative log-likelihood when the target is in the
+    top ``k``; a finite surrogate (positive, pushing ``x_t`` up) when it is not."""
+    t, numpy = _logits(x)
+    k = _check_k(k, t.shape[-1])
+    onehot = _onehot_or_probs(target, t)
+    masked = torch.where(_topk_mask(t, k), t, torch.full_like(t, -math.inf))
+    return _back(torch.logsumexp(masked, dim=-1) - (onehot * torch.where(onehot > 0, t, torch.zeros_like(t))).sum(-1), numpy)
+
+
+# -------------------------------------------------------------------------- perturb max
+def perturb_max(x: Array, noise: str = "gumbel", n_nodes: int = 200) -> Array:
+    """``p_i = P[argmax_j (x_j + eps_j) = i]`` for i.i.d. noise ``eps``.
+
+    ``"gumbel"``: exactly ``softmax(x)``. ``"normal"``: ``E_eps prod_{j != i} Phi(x_i - x_j + eps)``
+    by ``n_nodes``-point Gauss–Hermite quadrature (probabilists' weights divided by ``sqrt(2 pi)``),
+    in log space; ``O(n^2)`` per row, meant for small ``n``.
+    """
+    if noise == "gumbel":
+        return softmax(x)
+    if noise != "normal":
+        raise ValueError(f"noise must be 'gumbel' or 'normal', got {noise!r}")
+    if isinstance(n_nodes, bool) or not isinstance(n_nodes, (int, np.integer)) or n_nodes < 2:
+        raise ValueError(f"n_nodes must be an integer >= 2, got {n_nodes!r}")
+    t, numpy = _logits(x)
+    nodes, weights = np.polynomial.hermite_e.hermegauss(int(n_nodes))
+    eps = torch.as_tensor(nodes, dtype=t.dtype, device=t.device)
+    logw = torch.as_tensor(np.log(weights / math.sqrt(2 * math.pi)), dtype=t.dtype, device=t.device)
+    diff = t[..., :, None] - t[..., None, :]  # (..., i, j): x_i - x_j
+    logphi = torch.special.log_ndtr(diff[..., None] + eps)  # (..., i, j, node)
+    eye = torch.eye(t.shape[-1], dtype=torch.bool, device=t.device)[..., None]
+    log_prod = torch.where(eye, torch.zeros_like(logphi), logphi).sum(-2)  # (..., i, node)
+    p = torch.logsumexp(log_prod + logw, dim=-1).exp()
+    return _back(p / p.sum(-1, keepdim=True), numpy)
+
+
+def perturb_max_mc(x: Array, noise: str, n_samples: int, generator: torch.Generator | None = None) -> Array:
+    """Monte Carlo frequencies of ``argmax(x + eps)`` over ``n_samples`` noise draws (``"gumbel"`` or ``"normal"``)."""
+    if noise not in ("gumbel", "normal"):
+        raise ValueError(f"noise must be 'gumbel' or 'normal', got {noise!r}")
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    t, numpy = _logits(x)
+    shape = (int(n_samples), *t.shape)
+    if noise == "normal":
+        eps = torch.randn(shape, generator=generator, dtype=t.dtype, device=t.device)
+    else:
+        u = torch.rand(shape, generator=generator, dtype=t.dtype, device=t.device).clamp_min(torch.finfo(t.dtype).tiny)
+        eps = -torch.log(-torch.log(u))
+    winners = (t + eps).argmax(-1)
+    counts = torch.nn.functional.one_hot(winners, t.shape[-1]).to(t.dtype).mean(0)
+    return _back(counts, numpy)
+
+
+# -------------------------------------------------------------------- sparsemax, entmax
+def _threshold_sorted(z: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Threshold and support size from the sorted (descending) candidates ``z`` (..., k), for alpha 2 or 1.5.
+
+    ``alpha = 2`` (sparsemax): ``tau_k = (sum_{i<=k} z_i - 1) / k``, support ``= #{k: z_k > tau_k}``.
+    ``alpha = 1.5`` (on ``z = x / 2``): ``tau_k = mu_k - sqrt(max(1/k - sigma_k^2, 0))``, support
+    ``= #{k: tau_k <= z_k}`` — robust to ties, unlike selecting ``z_k >= tau_k > z_{k+1}``.
+    """
+    k = torch.arange(1, z.shape[-1] + 1, dtype=z.dtype, device=z.device)
+    finite = torch.isfinite(z)
+    zf = torch.where(finite, z, torch.zeros_like(z))  # -inf candidates never enter the support
+    if alpha == 2:
+        tau_k = (zf.cumsum(-1) - 1) / k
+        support = ((z > tau_k) & finite).sum(-1, keepdim=True)
+    else:
+        mu = zf.cumsum(-1) / k
+        sigma2 = (zf * zf).cumsum(-1) / k - mu * mu
+        tau_k = mu - torch.sqrt(torch.clamp(1 / k - sigma2, min=0))
+        support = ((tau_k <= z) & finite).sum(-1, keepdim=True)
+    tau = tau_k.gather(-1, support - 1)
+    return tau, support
+
+
+def _sparse_threshold(z: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Threshold of sparsemax (alpha 2) or entmax-1.5 on rows ``z`` with max 0, via growing top-k."""
+    n = z.shape[-1]
+    k = min(n, _TOPK_START)
+    while True:
+        cand = z.topk(k, dim=-1).values if k < n else z.sort(dim=-1, descending=True).values
+        tau, support = _threshold_sorted(cand, alpha)
+        if k == n or bool((support < k).all()):
+            return tau
+        k = min(n, 4 * k)
+
+
+class _SparseMap(torch.autograd.Function):
+    """Forward: ``p = relu(z - tau)^(1/(alpha-1))`` with ``z = (alpha - 1) x`` (up to a shift); backward:
+    ``dp/dx = diag(s) - s s^T / sum s``, ``s = p^(2 - alpha)`` on the support (``1{p > 0}`` for sparsemax)."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, tau: torch.Tensor, alpha: float) -> torch.Tensor:
+        p = torch.clamp(z - tau, min=0)
+        if alpha != 2:
+            p = p ** (1 / (alpha - 1))
+        ctx.save_for_backward(p)
+        ctx.alpha = alpha
+        return p
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        (p,) = ctx.saved_tensors
+        s = (p > 0).to(p.dtype) if ctx.alpha == 2 else torch.where(p > 0, p ** (2 - ctx.alpha), torch.zeros_like(p))
+        gs = g * s  # dp/dz = (diag(s) - s s^T / sum s) / (alpha - 1): z is already (alpha - 1) x
+        return (gs - s * gs.sum(-1, keepdim=True) / s.sum(-1, keepdim=True)) / (ctx.alpha - 1), None, None
+
+
+def sparsemax(x: Array) -> Array:
+    """Euclidean projection onto the simplex, ``relu(x - tau(x))`` (Martins & Astudillo 2016); exact on ties."""
+    t, numpy = _logits(x)
+    z = _shifted(t)
+    with torch.no_grad():
+        tau = _sparse_threshold(z, 2)
+    return _back(_SparseMap.apply(z, tau, 2.0), numpy)
+
+
+def sparsemax_threshold(x: Array) -> Array:
+    """``tau(x)`` with ``sparsemax(x) = relu(x - tau)``, shape ``(..., 1)`` (not differentiated)."""
+    t, numpy = _logits(x)
+    shift = t.max(-1, keepdim=True).values
+    with torch.no_grad():
+        return _back(_sparse_threshold(t - shift, 2) + shift, numpy)
+
+
+def sparsemax_jacobian(p: Array) -> Array:
+    """``J = diag(s) - s s^T / |S|`` with ``s = 1{p > 0}``: the identity minus the mean, on the support."""
+    return entmax_jacobian(p, 2.0)
+
+
+def entmax15(x: Array) -> Array:
+    """1.5-entmax, ``relu(x/2 - tau)^2``, exact: the threshold solves a quadratic on the support (Peters et al. 2019)."""
+    t, numpy = _logits(x)
+    z = _shifted(t) / 2
+    with torch.no_grad():
+        tau = _sparse_threshold(z, 1.5)
+    return _back(_SparseMap.apply(z, tau, 1.5), numpy)
+
+
+def _check_alpha(alpha: float) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha < 1:
+        raise ValueError(f"alpha must be a finite number >= 1, got {alpha!r}")
+    return float(alpha)
+
+
+def _bisect_threshold(z: torch.Tensor, alpha: float, n_iter: int) -> torch.Tensor:
+    """Threshold of ``relu(z - tau)^(1/(alpha-1))`` for rows with max ``z`` = 1, by bisection on the top-k.
+
+    The sum over the ``k`` largest entries equals the full sum once ``tau >= z_(k+1)``; if the
+    solution ``tau_k`` of the top-k problem passes that test it is the answer, else ``k`` grows.
+    The bracket is ``[0, 1 - k^(1 - alpha)]`` (at 0 the largest term alone is 1).
+    """
+    n = z.shape[-1]
+    k = min(n, _TOPK_START)
+    inv = 1 / (alpha - 1)
+    while True:
+        cand = z.topk(min(n, k + 1), dim=-1).values
+        top, nxt = cand[..., :k], (cand[..., k:] if k < n else None)
+        lo = torch.zeros_like(top[..., :1])
+        hi = torch.full_like(lo, 1 - k ** (1 - alpha))
+        resolution = torch.finfo(z.dtype).eps / 2  # the bracket lies in [0, 1): stop at the dtype's resolution
+        for _ in range(n_iter):
+            if bool(((hi - lo) <= resolution).all()):
+                break
+            mid = (lo + hi) / 2
+            total = torch.clamp(top - mid, min=0).pow(inv).sum(-1, keepdim=True)
+            big = total >= 1
+            lo = torch.where(big, mid, lo)
+            hi = torch.where(big, hi, mid)
+        tau = (lo + hi) / 2
+        if nxt is None or bool((nxt <= tau).all()):
+            return tau
+        k = min(n, 4 * k)
+
+
+def entmax_bisect(x: Array, alpha: float = 1.5, n_iter: int = 60) -> Array:
+    """alpha-entmax for any ``alpha >= 1`` by bisection on the threshold (``alpha = 1`` returns softmax).
+
+    With ``z = (alpha - 1)(x - max x) + 1`` the threshold lies in ``[0, 1)``; 60 halvings reach float64
+    resolution (the loop stops earlier once the bracket is below the dtype's resolution, after about
+    25 halvings in float32), and the result is renormalised to sum to 1 exactly.
+    """
+    alpha = _check_alpha(alpha)
+    if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
+        raise ValueError(f"n_iter must be a positive integer, got {n_iter!r}")
+    if alpha == 1:
+        return softmax(x)
+    t, numpy = _logits(x)
+    z = (alpha - 1) * _shifted(t) + 1
+    with torch.no_grad():
+        tau = _bisect_threshold(z, alpha, int(n_iter))
+    p = _SparseMap.apply(z, tau, alpha)
+    return _back(p / p.sum(-1, keepdim=True), numpy)
+
+
+def entmax_threshold(x: Array, alpha: float) -> Array:
+    """``tau`` with ``entmax_alpha(x) = relu((alpha - 1) x - tau)^(1/(alpha - 1))`` (paper's form), shape ``(..., 1)``."""
+    alpha = _check_alpha(alpha)
+    if alpha == 1:
+        raise ValueError("alpha = 1 (softmax) has no threshold")
+    t, numpy = _logits(x)
+    shift = t.max(-1, keepdim=True).values
+    with torch.no_grad():
+        if alpha == 2:
+            tau = _sparse_threshold(t - shift, 2)
+        elif alpha == 1.5:
+            tau = _sparse_threshold((t - shift) / 2, 1.5)  # relu((x - shift)/2 - tau')^2
+        else:
+            tau = _bisect_threshold((alpha - 1) * (t - shift) + 1, alpha, 60) - 1
+        return _back(tau + (alpha - 1) * shift, numpy)
+
+
+def entmax_jacobian(p: Array, alpha: float) -> Array:
+    """``J = diag(s) - s s^T / sum s`` with ``s_i = p_i^(2 - alpha)`` on the support (0 off it); ``alpha = 1``: softmax's."""
+    alpha = _check_alpha(alpha)
+    t, numpy = _to_torch(p, "p")
+    s = torch.where(t > 0, t ** (2 - alpha), torch.zeros_like(t))
+    return _back(torch.diag_embed(s) - s[..., :, None] * s[..., None, :] / s.sum(-1)[..., None, None], numpy)
+
+
+def tsallis_entropy(p: Array, alpha: float) -> Array:
+    """``H_alpha(p) = sum_j (p_j - p_j^alpha) / (alpha (alpha - 1))``; Shannon ``-sum p log p`` at ``alpha = 1``."""
+    alpha = _check_alpha(alpha)
+    t, numpy = _to_torch(p, "p")
+    if alpha == 1:
+        return _back(-torch.where(t > 0, t * torch.log(torch.where(t > 0, t, torch.ones_like(t))), torch.zeros_like(t)).sum(-1), numpy)
+    return _back((t - t.clamp(min=0) ** alpha).sum(-1) / (alpha * (alpha - 1)), numpy)
+
+
+class _FenchelYoung(torch.autograd.Function):
+    """A loss value whose gradient in the logits is ``(p - y) * g`` (Fenchel–Young losses)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, value: torch.Tensor, p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(p - y)
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        (diff,) = ctx.saved_tensors
+        return diff * g[..., None], None, None, None
+
+
+def _fy_loss(t: torch.Tensor, target: object, p: torch.Tensor, alpha: float) -> torch.Tensor:
+    y = _onehot_or_probs(target, t)
+    x0 = torch.where(torch.isfinite(t), t, torch.zeros_like(t)).detach()  # p = 0 and y = 0 where x = -inf
+    if ((y > 0) & ~torch.isfinite(t)).any():
+        raise ValueError("target puts mass on a class whose logit is -inf")
+    value = ((p.detach() - y) * x0).sum(-1) + tsallis_entropy(p.detach(), alpha) - tsallis_entropy(y, alpha)
+    return _FenchelYoung.apply(t, value, p.detach(), y)
+
+
+def sparsemax_loss(x: Array, target: object) -> Array:
+    """The sparsemax loss ``1/2 - x_t + 1/2 sum_{i in S} (x_i^2 - tau^2)``; its gradient is ``sparsemax(x) - onehot(t)``.
+
+    Computed as the Fenchel–Young loss ``(p - y).x + H_2(p) - H_2(y)`` (the same value), which also
+    accepts soft targets. Zero exactly when the target leads by a margin of at least 1.
+    """
+    t, numpy = _logits(x)
+    return _back(_fy_loss(t, target, sparsemax(t), 2.0), numpy)
+
+
+def entmax_loss(x: Array, target: object, alpha: float = 1.5) -> Array:
+    """Fenchel–Young loss of alpha-entmax, ``(p - y).x + H_alpha(p) - H_alpha(y)``; gradient ``p - y``.
+
+    ``alpha = 1`` is cross entropy, ``alpha = 2`` the sparsemax loss.
+    """
+    alpha = _check_alpha(alpha)
+    t, numpy = _logits(x)
+    if alpha == 1:
+        p = torch.softmax(t, dim=-1)
+    elif alpha == 1.5:
+        p = entmax15(t)
+    elif alpha == 2:
+        p = sparsemax(t)
+    else:
+        p = entmax_bisect(t, alpha)
+    return _back(_fy_loss(t, target, p, alpha), numpy)
+
+
+def gradient_surrogate_loss(p: torch.Tensor, target: object, x: torch.Tensor) -> torch.Tensor:
+    """``stop_gradient(p - onehot(t)) . x``: its value means nothing, its gradient in ``x`` is ``p - onehot(t)``.
+
+    (The article writes ``(p - onehot(t)) . stop_gradient(x)``, whose gradient is ``J^T x`` instead.)
+    """
+    if not isinstance(p, torch.Tensor) or not isinstance(x, torch.Tensor):
+        raise TypeError("p and x must be torch tensors (the surrogate is for autograd)")
+    y = _onehot_or_probs(target, x)
+    return ((p - y).detach() * torch.where(torch.isfinite(x), x, torch.zeros_like(x))).sum(-1)
+
