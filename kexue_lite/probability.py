@@ -1,7 +1,8 @@
 """From scores to probabilities: softmax, its alternatives, and their losses.
 
-Serves ``book/probability/softmax-alternatives.md`` (kexue.fm/archives/10145; sparsemax: Martins &
-Astudillo 2016; entmax: Peters, Niculae & Martins 2019; Fenchel–Young losses: Blondel et al. 2020).
+Serves the ``probability`` part: ``softmax-alternatives`` (kexue.fm/archives/10145; sparsemax: Martins &
+Astudillo 2016; entmax: Peters, Niculae & Martins 2019; Fenchel–Young losses: Blondel et al. 2020),
+``emo-optimal-transport-loss`` (9797; Ren, Wu & Zhu, arXiv:2310.04691) and ``n-m-class-cross-entropy`` (9158).
 
 Conventions (used everywhere below)
 -----------------------------------
@@ -51,6 +52,18 @@ __all__ = [
     "tsallis_entropy",
     "entmax_loss",
     "gradient_surrogate_loss",
+    "transport_cost_lp",
+    "transport_upper_bound",
+    "cosine_cost_matrix",
+    "emo_loss",
+    "emo_mle_mix",
+    "synonym_vocab",
+    "synonym_task",
+    "nm_cross_entropy",
+    "nm_loss_truncated",
+    "nm_loss_centered",
+    "multilabel_ce",
+    "fit_free_logits",
 ]
 
 _TOPK_START = 64  # first guess of the support size for the sparse maps
@@ -509,3 +522,197 @@ def gradient_surrogate_loss(p: torch.Tensor, target: object, x: torch.Tensor) ->
     y = _onehot_or_probs(target, x)
     return ((p - y).detach() * torch.where(torch.isfinite(x), x, torch.zeros_like(x))).sum(-1)
 
+
+
+# -------------------------------------------------------------------- EMO (kexue.fm/9797)
+def transport_cost_lp(p: np.ndarray, q: np.ndarray, C: np.ndarray) -> tuple[float, np.ndarray]:
+    """Earth mover's cost ``min_{gamma >= 0, gamma 1 = p, gamma^T 1 = q} sum gamma_ij C_ij`` by linear programming (HiGHS).
+
+    Returns ``(cost, plan)``; numpy only.
+    """
+    import scipy.optimize
+
+    p, q, C = (np.asarray(v, dtype=float) for v in (p, q, C))
+    if p.ndim != 1 or q.ndim != 1 or C.shape != (p.size, q.size):
+        raise ValueError(f"p (n,), q (m,) and C (n, m) must match, got {p.shape}, {q.shape}, {C.shape}")
+    if (p < 0).any() or (q < 0).any() or abs(p.sum() - q.sum()) > 1e-9:
+        raise ValueError(f"p and q must be non-negative with equal mass, got {p.sum()} and {q.sum()}")
+    n, m = C.shape
+    rows = np.kron(np.eye(n), np.ones(m))  # sum_j gamma_ij = p_i
+    cols = np.kron(np.ones(n), np.eye(m))  # sum_i gamma_ij = q_j
+    res = scipy.optimize.linprog(C.ravel(), A_eq=np.vstack([rows, cols]), b_eq=np.concatenate([p, q]),
+                                 bounds=(0, None), method="highs")
+    if not res.success:  # pragma: no cover - a feasible transport problem always solves
+        raise RuntimeError(res.message)
+    return float(res.fun), res.x.reshape(n, m)
+
+
+def transport_upper_bound(p: np.ndarray, q: np.ndarray, C: np.ndarray) -> float:
+    """``p^T C q``: the cost of the independent coupling ``p q^T``, an upper bound on the transport cost
+    (equal to it when ``q`` is one-hot)."""
+    p, q, C = (np.asarray(v, dtype=float) for v in (p, q, C))
+    if C.shape != (p.size, q.size):
+        raise ValueError(f"C must have shape ({p.size}, {q.size}), got {C.shape}")
+    return float(p @ C @ q)
+
+
+def cosine_cost_matrix(E: Array) -> Array:
+    """``C = 1 - E^ E^T`` with the rows of ``E`` normalised (the cost between token embeddings)."""
+    t, numpy = _to_torch(E, "E")
+    norms = t.norm(dim=-1, keepdim=True)
+    if t.ndim != 2 or (norms == 0).any():
+        raise ValueError("E must be a (V, d) matrix with non-zero rows")
+    En = t / norms
+    return _back(1 - En @ En.T, numpy)
+
+
+def emo_loss(logits: Array, target: object, E_hat: Array, normalize: bool = False) -> Array:
+    """EMO for one-hot targets: ``1 - <p^T E^, e^_t>`` per sample, ``p = softmax(logits)``.
+
+    Equals the transport cost with the cosine cost ``1 - cos(e_i, e_t)``; costs ``O(V d)``, never the
+    ``V x V`` matrix. ``E_hat`` (``(V, d)``) must have unit rows, or pass ``normalize=True``; it is a
+    fixed ground metric and is detached.
+    """
+    x, numpy = _logits(logits, "logits")
+    E, _ = _to_torch(E_hat, "E_hat")
+    E = E.to(x).detach()
+    if E.ndim != 2 or E.shape[0] != x.shape[-1]:
+        raise ValueError(f"E_hat must be (V, d) with V = {x.shape[-1]}, got {tuple(E.shape)}")
+    if normalize:
+        E = torch.nn.functional.normalize(E, dim=-1)
+    elif (E.norm(dim=-1) - 1).abs().max() > 1e-6:
+        raise ValueError("E_hat must have unit-norm rows (or pass normalize=True)")
+    y = _onehot_or_probs(target, x)
+    if not bool(((y == 0) | (y == 1)).all()):
+        raise ValueError("emo_loss takes one-hot targets (for soft labels the formula is only an upper bound)")
+    p = torch.softmax(x, dim=-1)
+    return _back(1 - ((p @ E) * (y @ E)).sum(-1), numpy)
+
+
+def emo_mle_mix(logits: Array, target: object, E_hat: Array) -> Array:
+    """The official EMO code's objective: ``(MLE + stop_grad(MLE / (EMO + 1e-10)) * EMO) / 2`` per sample."""
+    x, numpy = _logits(logits, "logits")
+    mle = cross_entropy(x, target)
+    emo = emo_loss(x, target, E_hat)
+    return _back(0.5 * (mle + (mle / (emo + 1e-10)).detach() * emo), numpy)
+
+
+def synonym_vocab(V: int = 60, clusters: int = 12, d: int = 16, noise: float = 0.35, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A toy vocabulary of synonyms: ``V`` unit embeddings in ``clusters`` groups of equal size.
+
+    Token ``v`` belongs to cluster ``v // (V // clusters)``; its embedding is its cluster's random unit
+    centre plus ``noise * N(0, I_d) / sqrt(d)``, normalised. Returns ``(E, cluster_id)``.
+    """
+    for name, val in (("V", V), ("clusters", clusters), ("d", d)):
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
+            raise ValueError(f"{name} must be a positive integer, got {val!r}")
+    if V % clusters:
+        raise ValueError(f"V = {V} must be a multiple of clusters = {clusters}")
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, d))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    cluster_id = np.arange(V) // (V // clusters)
+    E = centres[cluster_id] + noise * rng.normal(size=(V, d)) / math.sqrt(d)
+    return E / np.linalg.norm(E, axis=1, keepdims=True), cluster_id
+
+
+def synonym_task(batch: int, cluster_codes: torch.Tensor, cluster_id: np.ndarray, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch ``(inputs, targets)``: a uniform cluster, its code (a row of ``cluster_codes``) plus
+    ``N(0, I)`` noise as the input, and a target token drawn uniformly among the cluster's synonyms."""
+    cid = torch.as_tensor(cluster_id)
+    k = int(cluster_codes.shape[0])
+    size = int((cid == 0).sum())
+    c = torch.randint(k, (batch,), generator=generator)
+    inputs = cluster_codes[c] + torch.randn(batch, cluster_codes.shape[1], generator=generator, dtype=cluster_codes.dtype)
+    targets = c * size + torch.randint(size, (batch,), generator=generator)
+    return inputs, targets
+
+
+# ------------------------------------------------------- n tasks of m classes (kexue.fm/9158)
+def _nm_inputs(s: Array, t: Array) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    st, numpy = _to_torch(s, "s")
+    tt, _ = _to_torch(t, "t")
+    tt = tt.to(st)
+    if st.ndim < 2 or tuple(st.shape) != tuple(tt.shape):
+        raise ValueError(f"s and t must have the same shape (..., n, m), got {tuple(st.shape)} and {tuple(tt.shape)}")
+    if (tt < 0).any():
+        raise ValueError("t must be non-negative")
+    return st, tt, numpy
+
+
+def _log_t(t: torch.Tensor) -> torch.Tensor:
+    """``log t`` with ``-inf`` (not NaN, no warning) where ``t = 0``."""
+    return torch.where(t > 0, torch.log(torch.where(t > 0, t, torch.ones_like(t))), torch.full_like(t, -math.inf))
+
+
+def _log1p_sum(logits: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """``log(1 + sum exp(logits))`` over ``dims``, stably (a logsumexp with an extra 0)."""
+    flat = logits.flatten(start_dim=logits.ndim - len(dims))
+    zero = torch.zeros_like(flat[..., :1])
+    return torch.logsumexp(torch.cat([zero, flat], dim=-1), dim=-1)
+
+
+def nm_cross_entropy(s: Array, t: Array) -> Array:
+    """``-sum_ij t_ij log softmax(s_i)_j`` for ``s, t`` of shape ``(..., n, m)`` (tasks x classes of one sample)."""
+    st, tt, numpy = _nm_inputs(s, t)
+    logp = torch.log_softmax(st, dim=-1)
+    return _back(-torch.where(tt > 0, tt * logp, torch.zeros_like(logp)).sum((-2, -1)), numpy)
+
+
+def nm_loss_truncated(s: Array, t: Array) -> Array:
+    """The article's first attempt ``l1 = sum_j log(1 + sum_i sum_{k != j} t_ij exp(s_ik - s_ij))``.
+
+    The sum over ``i`` runs over the ``n`` tasks of one sample. Computed as a logsumexp with ``log t``
+    offsets (``t = 0`` terms are masked).
+    """
+    st, tt, numpy = _nm_inputs(s, t)
+    m = st.shape[-1]
+    # a[..., i, j, k] = log t_ij + s_ik - s_ij, masked at k = j
+    a = _log_t(tt)[..., :, :, None] + st[..., :, None, :] - st[..., :, :, None]
+    a = torch.where(torch.eye(m, dtype=torch.bool, device=st.device), torch.full_like(a, -math.inf), a)
+    per_j = _log1p_sum(a.movedim(-2, -3), (-2, -1))  # (..., j): log(1 + sum_{i, k != j})
+    return _back(per_j.sum(-1), numpy)
+
+
+def nm_loss_centered(s: Array, t: Array) -> Array:
+    """The second attempt ``l3 = sum_j log(1 + sum_i t_ij exp(mean_k s_ik - s_ij))``; its optimum is ``t = softmax(s)``."""
+    st, tt, numpy = _nm_inputs(s, t)
+    a = _log_t(tt) + st.mean(-1, keepdim=True) - st  # (..., i, j)
+    return _back(_log1p_sum(a.transpose(-1, -2), (-1,)).sum(-1), numpy)  # for each j: sum over the tasks i
+
+
+def multilabel_ce(s: Array, t: Array) -> Array:
+    """The author's multi-label cross entropy ``log(1 + sum_i t_i e^{-s_i}) + log(1 + sum_i (1 - t_i) e^{s_i})``, ``(..., n)``."""
+    st, numpy = _to_torch(s, "s")
+    tt, _ = _to_torch(t, "t")
+    tt = tt.to(st)
+    if tuple(st.shape) != tuple(tt.shape) or st.ndim == 0:
+        raise ValueError(f"s and t must have the same shape (..., n), got {tuple(st.shape)} and {tuple(tt.shape)}")
+    if (tt < 0).any() or (tt > 1).any():
+        raise ValueError("t must lie in [0, 1]")
+    pos = _log1p_sum(_log_t(tt) - st, (-1,))
+    neg = _log1p_sum(_log_t(1 - tt) + st, (-1,))
+    return _back(pos + neg, numpy)
+
+
+def fit_free_logits(loss_fn, t: np.ndarray, method: str = "L-BFGS-B", tol: float = 1e-12, max_iter: int = 5000) -> np.ndarray:
+    """The logits ``s*`` minimising ``loss_fn(s, t)`` (float64, scipy with torch autograd gradients), from ``s = 0``.
+
+    Losses are invariant to per-task shifts, so compare ``softmax(s*)``, not ``s*``.
+    """
+    import scipy.optimize
+
+    if not callable(loss_fn):
+        raise TypeError("loss_fn must be callable as loss_fn(s, t)")
+    t_np = np.asarray(t, dtype=float)
+    tt = torch.from_numpy(t_np.copy())
+
+    def value_and_grad(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        s = torch.from_numpy(flat.reshape(t_np.shape).copy()).requires_grad_(True)
+        loss = loss_fn(s, tt).sum()
+        (g,) = torch.autograd.grad(loss, s)
+        return float(loss.detach()), g.numpy().ravel()
+
+    res = scipy.optimize.minimize(value_and_grad, np.zeros(t_np.size), jac=True, method=method,
+                                  options={"gtol": tol, "ftol": tol * 1e-3, "maxiter": max_iter})
+    return res.x.reshape(t_np.shape)

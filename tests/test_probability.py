@@ -336,3 +336,119 @@ def test_tsallis_entropy_limits():
 def test_bad_input_raises_naming_the_argument(call, exc, word):
     with pytest.raises(exc, match=word):
         call()
+
+
+# ------------------------------------------------------------------------------- EMO
+def test_transport_lp_against_closed_forms():
+    E, _ = pr.synonym_vocab(V=6, clusters=3, d=4, seed=1)
+    C = pr.cosine_cost_matrix(E)
+    np.testing.assert_allclose(np.diag(C), 0, atol=1e-15)
+    for _ in range(20):
+        p = RNG.dirichlet(np.ones(6))
+        t = int(RNG.integers(6))
+        q = np.eye(6)[t]
+        cost, plan = pr.transport_cost_lp(p, q, C)
+        assert cost == pytest.approx(float(p @ C[:, t]), abs=1e-12)  # one-hot: everything moves to t
+        np.testing.assert_allclose(plan[:, t], p, atol=1e-12)
+        assert float(pr.emo_loss(np.log(p), t, E)) == pytest.approx(cost, abs=1e-12)
+        soft = RNG.dirichlet(np.ones(6) * 0.5)
+        lp, plan = pr.transport_cost_lp(p, soft, C)
+        np.testing.assert_allclose(plan.sum(1), p, atol=1e-9)
+        np.testing.assert_allclose(plan.sum(0), soft, atol=1e-9)
+        assert lp <= pr.transport_upper_bound(p, soft, C) + 1e-12
+    zero_one = 1 - np.eye(6)
+    p = RNG.dirichlet(np.ones(6))
+    assert pr.transport_cost_lp(p, np.eye(6)[2], zero_one)[0] == pytest.approx(1 - p[2], abs=1e-12)
+
+
+def test_emo_gradient_formula_and_mix():
+    E, _ = pr.synonym_vocab(V=12, clusters=3, d=5)
+    C = pr.cosine_cost_matrix(E)
+    x = torch.tensor(RNG.normal(size=(3, 12)), requires_grad=True)
+    t = torch.tensor([0, 5, 11])
+    pr.emo_loss(x, t, E).sum().backward()
+    p = torch.softmax(x.detach(), -1).numpy()
+    for b, tb in enumerate(t.tolist()):
+        cbar = p[b] @ C[:, tb]
+        np.testing.assert_allclose(x.grad[b].numpy(), p[b] * (C[:, tb] - cbar), atol=1e-12)
+    mix = pr.emo_mle_mix(x.detach(), t, E)
+    ce, emo = pr.cross_entropy(x.detach(), t), pr.emo_loss(x.detach(), t, E)
+    np.testing.assert_allclose(mix.numpy(), ce.numpy(), atol=1e-8)  # the value: (ce + ce/emo * emo)/2 = ce
+
+
+def test_synonym_vocab_and_task():
+    E, cid = pr.synonym_vocab()
+    assert E.shape == (60, 16) and np.allclose(np.linalg.norm(E, axis=1), 1)
+    cos = E @ E.T
+    same = (cid[:, None] == cid[None, :]) & ~np.eye(60, dtype=bool)
+    assert cos[same].mean() > 0.85 and abs(cos[cid[:, None] != cid[None, :]].mean()) < 0.1
+    codes = torch.randn(12, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    u, y = pr.synonym_task(500, codes, cid, torch.Generator().manual_seed(1))
+    assert u.shape == (500, 32) and y.min() >= 0 and y.max() < 60
+    nearest = torch.cdist(u, codes).argmin(1)
+    assert float((nearest == torch.as_tensor(cid)[y]).double().mean()) > 0.9  # the input identifies the cluster
+
+
+# --------------------------------------------------------------------------- n x m
+def _l1_loops(s, t):
+    n, m = s.shape
+    return sum(math.log(1 + sum(t[i, j] * math.exp(s[i, k] - s[i, j]) for i in range(n) for k in range(m) if k != j)) for j in range(m))
+
+
+def _l3_loops(s, t):
+    n, m = s.shape
+    return sum(math.log(1 + sum(t[i, j] * math.exp(s[i].mean() - s[i, j]) for i in range(n))) for j in range(m))
+
+
+def test_nm_losses_against_loops_and_reductions():
+    for _ in range(10):
+        s = RNG.normal(size=(4, 3)) * 2
+        t = RNG.dirichlet(np.ones(3), size=4)
+        assert float(pr.nm_loss_truncated(s, t)) == pytest.approx(_l1_loops(s, t), abs=1e-12)
+        assert float(pr.nm_loss_centered(s, t)) == pytest.approx(_l3_loops(s, t), abs=1e-12)
+        assert float(pr.nm_cross_entropy(s, t)) == pytest.approx(float(pr.cross_entropy(s, t).sum()), abs=1e-12)
+    s2 = RNG.normal(size=(5, 2))
+    T = RNG.uniform(size=5)
+    t2 = np.stack([T, 1 - T], 1)
+    d = s2[:, 0] - s2[:, 1]
+    assert float(pr.nm_loss_truncated(s2, t2)) == pytest.approx(float(pr.multilabel_ce(d, T)), abs=1e-12)
+    assert float(pr.nm_loss_centered(s2, t2)) == pytest.approx(float(pr.multilabel_ce(d / 2, T)), abs=1e-12)
+    assert float(pr.multilabel_ce(np.array([30.0, -800]), np.array([1.0, 0]))) == pytest.approx(math.log1p(math.exp(-30)) , abs=1e-15)
+
+
+def test_nm_optima_and_hard_labels():
+    t = RNG.dirichlet(np.ones(4), size=6)
+    for loss, close in ((pr.nm_cross_entropy, True), (pr.nm_loss_centered, True), (pr.nm_loss_truncated, False)):
+        dev = np.abs(pr.softmax(pr.fit_free_logits(loss, t)) - t).max()
+        assert (dev < 1e-6) if close else (dev > 0.05), (loss.__name__, dev)
+    s = np.array([[10.0, 20.0, -100.0]])
+    onehot = np.array([[1.0, 0.0, 0.0]])
+    assert float(pr.nm_loss_centered(s, onehot)) < 1e-14 and float(pr.nm_cross_entropy(s, onehot)) > 9.99
+    for _ in range(200):  # hard labels: l1 <= sum of cross entropies
+        s = RNG.normal(size=(3, 4)) * 3
+        hard = np.eye(4)[RNG.integers(0, 4, 3)]
+        assert float(pr.nm_loss_truncated(s, hard)) <= float(pr.nm_cross_entropy(s, hard)) + 1e-12
+
+
+def test_nm_and_emo_bad_input():
+    with pytest.raises(ValueError, match="same shape"):
+        pr.nm_loss_truncated(np.ones((2, 3)), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="non-negative"):
+        pr.nm_loss_centered(np.ones((2, 3)), -np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        pr.multilabel_ce(np.ones(3), np.full(3, 2.0))
+    with pytest.raises(ValueError, match="equal mass"):
+        pr.transport_cost_lp(np.array([0.5, 0.5]), np.array([1.0, 0.5]), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="must match"):
+        pr.transport_cost_lp(np.ones(2) / 2, np.ones(3) / 3, np.ones((2, 2)))
+    with pytest.raises(ValueError, match="non-zero"):
+        pr.cosine_cost_matrix(np.zeros((2, 3)))
+    E, _ = pr.synonym_vocab(V=6, clusters=3, d=4)
+    with pytest.raises(ValueError, match="unit-norm"):
+        pr.emo_loss(np.zeros(6), 0, 2 * E)
+    with pytest.raises(ValueError, match="one-hot"):
+        pr.emo_loss(np.zeros(6), np.full(6, 1 / 6), E)
+    with pytest.raises(ValueError, match="multiple"):
+        pr.synonym_vocab(V=10, clusters=3)
+    with pytest.raises(TypeError, match="loss_fn"):
+        pr.fit_free_logits(None, np.ones((2, 2)) / 2)
