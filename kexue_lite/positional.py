@@ -1,0 +1,164 @@
+"""Position encodings: sinusoidal encodings, their frequency schedule, and rotary position embedding (RoPE).
+
+Serves the ``positional`` part (kexue.fm/archives/8231, 8265; Vaswani et al. 2017; Su et al.,
+RoFormer, arXiv:2104.09864).
+
+Conventions (used everywhere below)
+-----------------------------------
+* Frequencies ``theta_i = base^(-2i/d)``, ``i = 0 .. d/2 - 1`` (one per pair of features).
+* Sinusoidal layouts: ``"vaswani"`` puts ``sin(k theta_i)`` in column ``2i`` and ``cos`` in ``2i + 1``;
+  ``"paired"`` puts ``(cos, sin)``, the vector the article derives. Inner products are the same.
+* RoPE rotates each pair by ``+pos * theta_i``: ``(x_a, x_b) -> (x_a cos - x_b sin, x_a sin + x_b cos)``.
+  ``layout="interleaved"`` pairs features ``(2i, 2i + 1)`` (the RoFormer paper); ``layout="half"`` pairs
+  ``(i, i + d/2)`` (the ``rotate_half`` convention of GPT-NeoX / LLaMA code). The two differ only by a
+  fixed permutation of the features. With this convention ``(R_m q)^T (R_n k) = q^T R_{n-m} k``.
+* ``rope_rotate`` takes numpy or torch and returns the same type, dtype and device; angles are always
+  computed in float64 and cast afterwards (``m theta_0 = m`` is coarse in float32 for large ``m``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.special
+import torch
+
+Array = np.ndarray | torch.Tensor
+
+__all__ = [
+    "rope_freqs",
+    "sinusoidal_pe",
+    "cos_sum",
+    "oscillatory_integral",
+    "rope_rotate",
+    "rope_matrix",
+    "rope_decay_curve",
+]
+
+_CHUNK = 4_000_000  # elements of the (len(m), len(theta)) table evaluated at once by cos_sum
+
+
+def _check_dim(d: object, name: str = "d") -> int:
+    if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(d).__name__}")
+    if d < 2 or d % 2:
+        raise ValueError(f"{name} must be an even integer >= 2, got {d}")
+    return int(d)
+
+
+def _check_base(base: object, minimum: float = 0.0) -> float:
+    if isinstance(base, bool) or not isinstance(base, (int, float, np.integer, np.floating)):
+        raise TypeError(f"base must be a real number, got {type(base).__name__}")
+    if not (math.isfinite(base) and base > minimum):
+        raise ValueError(f"base must be finite and > {minimum:g}, got {base}")
+    return float(base)
+
+
+def rope_freqs(d: int, base: float = 10000.0) -> np.ndarray:
+    """``theta_i = base^(-2i/d)`` for ``i = 0 .. d/2 - 1``, shape ``(d//2,)``."""
+    d = _check_dim(d)
+    base = _check_base(base)
+    return base ** (-2.0 * np.arange(d // 2) / d)
+
+
+def sinusoidal_pe(n_pos: int, d: int, base: float = 10000.0, layout: str = "vaswani") -> np.ndarray:
+    """Sinusoidal encodings of positions ``0 .. n_pos - 1``, shape ``(n_pos, d)`` (layouts in the module docstring)."""
+    if isinstance(n_pos, bool) or not isinstance(n_pos, (int, np.integer)) or n_pos < 1:
+        raise ValueError(f"n_pos must be a positive integer, got {n_pos!r}")
+    if layout not in ("vaswani", "paired"):
+        raise ValueError(f"layout must be 'vaswani' or 'paired', got {layout!r}")
+    angles = np.outer(np.arange(n_pos), rope_freqs(d, base))
+    first, second = (np.sin(angles), np.cos(angles)) if layout == "vaswani" else (np.cos(angles), np.sin(angles))
+    return np.stack([first, second], axis=-1).reshape(n_pos, d)
+
+
+def cos_sum(m: np.ndarray | float, theta: np.ndarray) -> np.ndarray:
+    """``sum_i cos(m theta_i)`` for every entry of ``m`` (float64), evaluated in chunks of bounded memory.
+
+    It is the inner product of two sinusoidal encodings ``m`` apart (``<p_a, p_b> = cos_sum(a - b)``).
+    """
+    m = np.asarray(m, dtype=np.float64)
+    theta = np.asarray(theta, dtype=np.float64)
+    if theta.ndim != 1 or theta.size == 0:
+        raise ValueError(f"theta must be a non-empty 1-D array, got shape {theta.shape}")
+    flat = m.ravel()
+    out = np.empty(flat.size)
+    step = max(1, _CHUNK // theta.size)
+    for start in range(0, flat.size, step):
+        out[start : start + step] = np.cos(np.outer(flat[start : start + step], theta)).sum(1)
+    return out.reshape(m.shape)
+
+
+def oscillatory_integral(x: np.ndarray | float, base: float) -> np.ndarray:
+    """``int_0^1 cos(x base^(-t)) dt = (Ci(|x|) - Ci(|x|/base)) / ln(base)`` (1 at ``x = 0``).
+
+    The continuum limit of ``cos_sum(x, rope_freqs(d, base)) / (d/2)``.
+    """
+    base = _check_base(base, minimum=1.0)
+    ax = np.abs(np.asarray(x, dtype=np.float64))
+    safe = np.where(ax > 0, ax, 1.0)
+    value = (scipy.special.sici(safe)[1] - scipy.special.sici(safe / base)[1]) / math.log(base)
+    return np.where(ax > 0, value, 1.0)
+
+
+def _pairs(d: int, layout: str) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(a, b)`` of the features rotated together, one pair per frequency."""
+    if layout == "interleaved":
+        return np.arange(0, d, 2), np.arange(1, d, 2)
+    if layout == "half":
+        return np.arange(d // 2), np.arange(d // 2, d)
+    raise ValueError(f"layout must be 'interleaved' or 'half', got {layout!r}")
+
+
+def rope_rotate(x: Array, pos, theta, layout: str = "interleaved") -> Array:
+    """``R_pos x``: rotate each feature pair of ``x`` (``(..., n, d)``) by ``pos_j * theta_i`` (``pos``: ``(n,)``).
+
+    numpy in, numpy out; torch in, torch out on the same device and dtype (autograd flows through ``x``).
+    """
+    theta64 = np.asarray(theta.detach().cpu() if isinstance(theta, torch.Tensor) else theta, dtype=np.float64)
+    pos64 = np.asarray(pos.detach().cpu() if isinstance(pos, torch.Tensor) else pos, dtype=np.float64)
+    if not isinstance(x, (np.ndarray, torch.Tensor)):
+        raise TypeError(f"x must be a numpy array or a torch tensor, got {type(x).__name__}")
+    if x.ndim < 2 or x.shape[-1] != 2 * theta64.size:
+        raise ValueError(f"x must be (..., n, d) with d = 2 * len(theta) = {2 * theta64.size}, got {tuple(x.shape)}")
+    if pos64.ndim != 1 or pos64.size != x.shape[-2]:
+        raise ValueError(f"pos must have one entry per position (n = {x.shape[-2]}), got shape {pos64.shape}")
+    a, b = _pairs(x.shape[-1], layout)
+    angles = np.outer(pos64, theta64)  # (n, d/2), float64
+    if isinstance(x, torch.Tensor):
+        cos = torch.as_tensor(np.cos(angles), device=x.device).to(x.dtype)
+        sin = torch.as_tensor(np.sin(angles), device=x.device).to(x.dtype)
+        xa, xb = x[..., a], x[..., b]
+        out = torch.empty_like(x)
+        out[..., a] = xa * cos - xb * sin
+        out[..., b] = xa * sin + xb * cos
+        return out
+    cos, sin = np.cos(angles).astype(x.dtype, copy=False), np.sin(angles).astype(x.dtype, copy=False)
+    xa, xb = x[..., a], x[..., b]
+    out = np.empty_like(x)
+    out[..., a] = xa * cos - xb * sin
+    out[..., b] = xa * sin + xb * cos
+    return out
+
+
+def rope_matrix(pos: float, theta, layout: str = "interleaved") -> np.ndarray:
+    """The explicit ``d x d`` orthogonal matrix ``R_pos`` (block-diagonal for the interleaved layout); for teaching and tests."""
+    theta = np.asarray(theta, dtype=np.float64)
+    d = 2 * theta.size
+    a, b = _pairs(d, layout)
+    R = np.zeros((d, d))
+    c, s = np.cos(pos * theta), np.sin(pos * theta)
+    R[a, a], R[a, b], R[b, a], R[b, b] = c, -s, s, c
+    return R
+
+
+def rope_decay_curve(m, d: int = 128, base: float = 10000.0) -> np.ndarray:
+    """``D(m) = (2/d) sum_{j=1}^{d/2} |sum_{i<j} exp(i m theta_i)|``: RoPE's long-range bound, up to ``max |h_{i+1} - h_i|``.
+
+    ``D(0) = (d/2 + 1) / 2``.
+    """
+    theta = rope_freqs(d, base)
+    m = np.asarray(m, dtype=np.float64)
+    partial = np.cumsum(np.exp(1j * np.multiply.outer(m, theta)), axis=-1)  # S_1 .. S_{d/2}
+    return np.abs(partial).mean(-1)

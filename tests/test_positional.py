@@ -1,0 +1,161 @@
+"""Unit and property tests of kexue_lite.positional and kexue_lite.attention (sinusoidal encodings, RoPE)."""
+
+from __future__ import annotations
+
+import math
+
+import mpmath
+import numpy as np
+import pytest
+import scipy.integrate
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kexue_lite import attention
+from kexue_lite import positional as pos
+
+PROPS = settings(max_examples=30, deadline=None, derandomize=True)
+RNG = np.random.default_rng(3)
+
+
+def test_rope_freqs_and_sinusoidal_layouts():
+    theta = pos.rope_freqs(8, base=100.0)
+    np.testing.assert_allclose(theta, [1, 100 ** -0.25, 100 ** -0.5, 100 ** -0.75])
+    P = pos.sinusoidal_pe(5, 8, base=100.0)
+    assert P[3, 2] == pytest.approx(math.sin(3 * theta[1])) and P[3, 3] == pytest.approx(math.cos(3 * theta[1]))
+    Q = pos.sinusoidal_pe(5, 8, base=100.0, layout="paired")
+    assert Q[3, 2] == pytest.approx(math.cos(3 * theta[1])) and Q[3, 3] == pytest.approx(math.sin(3 * theta[1]))
+    np.testing.assert_allclose(P @ P.T, Q @ Q.T, atol=1e-13)
+
+
+@pytest.mark.parametrize("layout", ["vaswani", "paired"])
+def test_gram_matrix_is_toeplitz_and_equals_the_cosine_sum(layout):
+    P = pos.sinusoidal_pe(64, 128, layout=layout)
+    G = P @ P.T
+    assert np.abs(G[1:, 1:] - G[:-1, :-1]).max() < 1e-12
+    m = np.subtract.outer(np.arange(64), np.arange(64))
+    np.testing.assert_allclose(G, pos.cos_sum(m, pos.rope_freqs(128)), atol=1e-12)
+
+
+def test_cos_sum_chunks_agree_with_one_shot(monkeypatch):
+    theta = pos.rope_freqs(64)
+    m = RNG.uniform(0, 1e4, size=(30, 7))
+    want = np.cos(m[..., None] * theta).sum(-1)
+    monkeypatch.setattr(pos, "_CHUNK", 100)  # force many chunks
+    np.testing.assert_allclose(pos.cos_sum(m, theta), want, atol=1e-10)
+
+
+def test_oscillatory_integral_against_quadrature_and_mpmath():
+    for x in (0.0, 0.3, 5.0, 50.0, 300.0):
+        quad = scipy.integrate.quad(lambda t: math.cos(x * 1e4 ** -t), 0, 1, limit=400)[0]
+        assert float(pos.oscillatory_integral(x, 1e4)) == pytest.approx(quad, abs=1e-8)
+    exact = (mpmath.ci(50) - mpmath.ci(50 / mpmath.mpf(1e4))) / mpmath.log(1e4)
+    assert float(pos.oscillatory_integral(-50.0, 1e4)) == pytest.approx(float(exact), abs=1e-14)
+
+
+@given(st.integers(1, 16).map(lambda h: 2 * h), st.floats(-500, 500), st.floats(-500, 500), st.sampled_from(["interleaved", "half"]))
+@PROPS
+def test_rope_relative_property_and_norms(d, m, n, layout):
+    theta = pos.rope_freqs(d)
+    q, k = RNG.normal(size=d), RNG.normal(size=d)
+    qm = pos.rope_rotate(q[None], [m], theta, layout)[0]
+    kn = pos.rope_rotate(k[None], [n], theta, layout)[0]
+    assert qm @ kn == pytest.approx(q @ pos.rope_matrix(n - m, theta, layout) @ k, abs=1e-9)
+    assert np.linalg.norm(qm) == pytest.approx(np.linalg.norm(q), rel=1e-13)
+    np.testing.assert_allclose(qm, pos.rope_matrix(m, theta, layout) @ q, atol=1e-12)
+
+
+def test_layouts_differ_by_a_fixed_permutation_and_match_the_llama_rotate_half():
+    d = 16
+    theta = pos.rope_freqs(d)
+    X = RNG.normal(size=(2, 5, d))
+    p = np.arange(5) * 3.0
+    perm = np.concatenate([np.arange(0, d, 2), np.arange(1, d, 2)])
+    np.testing.assert_allclose(pos.rope_rotate(X[..., perm], p, theta, "half"), pos.rope_rotate(X, p, theta)[..., perm], atol=1e-14)
+    # LLaMA-style code: cos/sin repeated over both halves, x * cos + rotate_half(x) * sin
+    ang = np.outer(p, theta)
+    cos, sin = np.cos(np.concatenate([ang, ang], -1)), np.sin(np.concatenate([ang, ang], -1))
+    rotate_half = np.concatenate([-X[..., d // 2 :], X[..., : d // 2]], -1)
+    np.testing.assert_allclose(pos.rope_rotate(X, p, theta, "half"), X * cos + rotate_half * sin, atol=1e-14)
+    # RoFormer: rot(q) = (-q1, q0, -q3, q2, ...)
+    rot = np.empty_like(X)
+    rot[..., 0::2], rot[..., 1::2] = -X[..., 1::2], X[..., 0::2]
+    rep = lambda a: np.repeat(a, 2, axis=-1)  # noqa: E731
+    np.testing.assert_allclose(pos.rope_rotate(X, p, theta), X * rep(np.cos(ang)) + rot * rep(np.sin(ang)), atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rope_torch_keeps_type_and_flows_gradients(dtype):
+    theta = pos.rope_freqs(8)
+    x = torch.randn(3, 4, 8, dtype=dtype, requires_grad=True)
+    y = pos.rope_rotate(x, torch.arange(4), theta)
+    assert isinstance(y, torch.Tensor) and y.dtype == dtype
+    np.testing.assert_allclose(y.detach().double().numpy(), pos.rope_rotate(x.detach().double().numpy(), np.arange(4), theta), atol=1e-6)
+    (y**2).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.detach().numpy(), rtol=1e-5, atol=1e-5)  # rotations keep norms
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_rope_on_cuda():
+    x = torch.randn(2, 5, 8, device="cuda")
+    y = pos.rope_rotate(x, np.arange(5), pos.rope_freqs(8))
+    assert y.device.type == "cuda"
+
+
+def test_float32_large_positions_use_float64_angles():
+    theta = pos.rope_freqs(8)
+    x = np.ones((1, 8), dtype=np.float32)
+    y = pos.rope_rotate(x, [1e5 + 0.3], theta)
+    want = pos.rope_rotate(x.astype(np.float64), [1e5 + 0.3], theta)
+    assert np.abs(y - want).max() < 1e-6
+
+
+def test_decay_curve_values():
+    D = pos.rope_decay_curve(np.arange(257))
+    assert D[0] == pytest.approx(32.5, abs=1e-12)
+    spec = {1: 31.54, 5: 20.85, 10: 17.95, 20: 15.24, 50: 12.63, 100: 10.23, 150: 7.59, 200: 7.25, 256: 6.54}
+    for m, value in spec.items():
+        assert D[m] == pytest.approx(value, abs=1e-2)
+    # direct definition
+    theta = pos.rope_freqs(128)
+    direct = np.mean([abs(np.sum(np.exp(1j * 37 * theta[:j]))) for j in range(1, 65)])
+    assert D[37] == pytest.approx(direct, abs=1e-12)
+
+
+def test_linear_attention_prefix_sums_equal_the_quadratic_form():
+    n, d, dv = 50, 8, 3
+    q, k, v = RNG.normal(size=(n, d)), RNG.normal(size=(n, d)), RNG.normal(size=(n, dv))
+    fq, fk = np.exp(np.minimum(q, 0)) + np.maximum(q, 0), np.exp(np.minimum(k, 0)) + np.maximum(k, 0)  # elu + 1
+    theta = pos.rope_freqs(d)
+    nq, nk = pos.rope_rotate(fq, np.arange(n), theta), pos.rope_rotate(fk, np.arange(n), theta)
+    mask = np.tril(np.ones((n, n)))
+    want = ((nq @ nk.T) * mask) @ v / ((fq @ fk.T) * mask).sum(1, keepdims=True)
+    np.testing.assert_allclose(attention.linear_attention(fq, fk, v, num_q=nq, num_k=nk), want, atol=1e-12)
+    full = (nq @ nk.T) @ v / (fq @ fk.T).sum(1, keepdims=True)
+    np.testing.assert_allclose(attention.linear_attention(fq, fk, v, causal=False, num_q=nq, num_k=nk), full, atol=1e-12)
+    got = attention.linear_attention(*(torch.from_numpy(a) for a in (fq, fk, v)))
+    np.testing.assert_allclose(got.numpy(), ((fq @ fk.T) * mask) @ v / ((fq @ fk.T) * mask).sum(1, keepdims=True), atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "call,exc,word",
+    [
+        (lambda: pos.rope_freqs(7), ValueError, "even"),
+        (lambda: pos.rope_freqs(8.0), TypeError, "d"),
+        (lambda: pos.rope_freqs(8, base=0), ValueError, "base"),
+        (lambda: pos.sinusoidal_pe(0, 8), ValueError, "n_pos"),
+        (lambda: pos.sinusoidal_pe(4, 8, layout="cos-sin"), ValueError, "layout"),
+        (lambda: pos.oscillatory_integral(1.0, 1.0), ValueError, "base"),
+        (lambda: pos.cos_sum(1.0, np.array([])), ValueError, "theta"),
+        (lambda: pos.rope_rotate(np.ones((3, 6)), np.arange(3), pos.rope_freqs(8)), ValueError, "d = 2"),
+        (lambda: pos.rope_rotate(np.ones((3, 8)), np.arange(4), pos.rope_freqs(8)), ValueError, "pos"),
+        (lambda: pos.rope_rotate([[1.0] * 8], [0], pos.rope_freqs(8)), TypeError, "x"),
+        (lambda: pos.rope_rotate(np.ones((1, 8)), [0], pos.rope_freqs(8), "pairs"), ValueError, "layout"),
+        (lambda: attention.linear_attention(np.ones((3, 2)), np.ones((4, 2)), np.ones((3, 1))), ValueError, "same n"),
+        (lambda: attention.linear_attention(-np.ones((3, 2)), np.ones((3, 2)), np.ones((3, 1))), ValueError, "non-negative"),
+    ],
+)
+def test_bad_input_raises_naming_the_argument(call, exc, word):
+    with pytest.raises(exc, match=word):
+        call()
