@@ -1,7 +1,7 @@
 """Position encodings: sinusoidal encodings, their frequency schedule, and rotary position embedding (RoPE).
 
-Serves the ``positional`` part (kexue.fm/archives/8231, 8265; Vaswani et al. 2017; Su et al.,
-RoFormer, arXiv:2104.09864).
+Serves the ``positional`` part (kexue.fm/archives/8231, 8265, 8397, 10040; Vaswani et al. 2017;
+Su et al., RoFormer, arXiv:2104.09864).
 
 Conventions (used everywhere below)
 -----------------------------------
@@ -12,6 +12,8 @@ Conventions (used everywhere below)
   ``layout="interleaved"`` pairs features ``(2i, 2i + 1)`` (the RoFormer paper); ``layout="half"`` pairs
   ``(i, i + d/2)`` (the ``rotate_half`` convention of GPT-NeoX / LLaMA code). The two differ only by a
   fixed permutation of the features. With this convention ``(R_m q)^T (R_n k) = q^T R_{n-m} k``.
+* N-D RoPE (``rope_nd_rotate``): the features are cut into one contiguous chunk per position axis,
+  and chunk ``a`` is rotated by ``pos[:, a]`` with its own frequencies (``split_freqs``).
 * ``rope_rotate`` takes numpy or torch and returns the same type, dtype and device; angles are always
   computed in float64 and cast afterwards (``m theta_0 = m`` is coarse in float32 for large ``m``).
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.linalg
 import scipy.special
 import torch
 
@@ -34,6 +37,12 @@ __all__ = [
     "rope_rotate",
     "rope_matrix",
     "rope_decay_curve",
+    "split_freqs",
+    "rope_nd_rotate",
+    "rope_nd_matrix",
+    "interleave_permutation",
+    "rope_tie_positions",
+    "flatten_positions",
 ]
 
 _CHUNK = 4_000_000  # elements of the (len(m), len(theta)) table evaluated at once by cos_sum
@@ -162,3 +171,118 @@ def rope_decay_curve(m, d: int = 128, base: float = 10000.0) -> np.ndarray:
     m = np.asarray(m, dtype=np.float64)
     partial = np.cumsum(np.exp(1j * np.multiply.outer(m, theta)), axis=-1)  # S_1 .. S_{d/2}
     return np.abs(partial).mean(-1)
+
+
+# ------------------------------------------------------------------ N-D RoPE (8397, 10040)
+def split_freqs(d: int, base: float = 10000.0, n_axes: int = 2, mode: str = "interleave") -> list[np.ndarray]:
+    """Frequencies for each of ``n_axes`` position axes, ``d / n_axes`` features per axis.
+
+    ``"interleave"``: axis ``a`` gets ``theta_a, theta_{a + n_axes}, ...`` of ``rope_freqs(d, base)``, so that
+    equal coordinates on all axes reproduce RoPE-1D up to a permutation (``interleave_permutation``).
+    ``"same"``: every axis gets ``rope_freqs(d // n_axes, base)`` (exact symmetry between the axes).
+    """
+    d = _check_dim(d)
+    if isinstance(n_axes, bool) or not isinstance(n_axes, (int, np.integer)) or n_axes < 1 or d % (2 * n_axes):
+        raise ValueError(f"d = {d} must be a multiple of 2 * n_axes, got n_axes = {n_axes!r}")
+    if mode == "interleave":
+        theta = rope_freqs(d, base)
+        return [theta[a::n_axes] for a in range(n_axes)]
+    if mode == "same":
+        return [rope_freqs(d // n_axes, base) for _ in range(n_axes)]
+    raise ValueError(f"mode must be 'interleave' or 'same', got {mode!r}")
+
+
+def _chunks(thetas) -> list[np.ndarray]:
+    thetas = [np.asarray(t, dtype=np.float64) for t in thetas]
+    if not thetas or any(t.ndim != 1 or t.size == 0 for t in thetas):
+        raise ValueError("thetas must be a non-empty list of non-empty 1-D frequency arrays")
+    return thetas
+
+
+def rope_nd_rotate(x: Array, pos, thetas, layout: str = "interleaved") -> Array:
+    """RoPE for positions with several coordinates: ``pos`` ``(n, n_axes)``; chunk ``a`` of the last axis of ``x``
+    (``2 len(thetas[a])`` features) is rotated by ``rope_rotate(chunk, pos[:, a], thetas[a])``. numpy or torch."""
+    thetas = _chunks(thetas)
+    pos = np.asarray(pos.detach().cpu() if isinstance(pos, torch.Tensor) else pos, dtype=np.float64)
+    sizes = [2 * t.size for t in thetas]
+    if not isinstance(x, (np.ndarray, torch.Tensor)):
+        raise TypeError(f"x must be a numpy array or a torch tensor, got {type(x).__name__}")
+    if x.shape[-1] != sum(sizes):
+        raise ValueError(f"x has {x.shape[-1]} features, the frequencies need {sum(sizes)}")
+    if pos.ndim != 2 or pos.shape[1] != len(thetas):
+        raise ValueError(f"pos must have shape (n, {len(thetas)}), got {pos.shape}")
+    edges = np.cumsum([0] + sizes)
+    parts = [rope_rotate(x[..., lo:hi], pos[:, a], thetas[a], layout) for a, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))]
+    return torch.cat(parts, dim=-1) if isinstance(x, torch.Tensor) else np.concatenate(parts, axis=-1)
+
+
+def rope_nd_matrix(pos, thetas) -> np.ndarray:
+    """The explicit block-diagonal matrix of ``rope_nd_rotate`` at one position ``pos`` (a tuple of coordinates)."""
+    thetas = _chunks(thetas)
+    pos = tuple(float(p) for p in pos)
+    if len(pos) != len(thetas):
+        raise ValueError(f"pos needs {len(thetas)} coordinates, got {len(pos)}")
+    blocks = [rope_matrix(p, t) for p, t in zip(pos, thetas)]
+    return scipy.linalg.block_diag(*blocks)
+
+
+def interleave_permutation(d: int, n_axes: int = 2) -> np.ndarray:
+    """``perm`` with ``rope_nd_rotate(x[..., perm], [n] * n_axes, split_freqs(d)) == rope_rotate(x, n, rope_freqs(d))[..., perm]``.
+
+    New feature ``a * (d / n_axes) + 2j + r`` is old feature ``2 (a + n_axes j) + r``: the pair of frequency
+    ``theta_{a + n_axes j}`` moves into chunk ``a``.
+    """
+    d = _check_dim(d)
+    if isinstance(n_axes, bool) or not isinstance(n_axes, (int, np.integer)) or n_axes < 1 or d % (2 * n_axes):
+        raise ValueError(f"d = {d} must be a multiple of 2 * n_axes, got n_axes = {n_axes!r}")
+    per_axis = d // (2 * n_axes)
+    return np.array([2 * (a + n_axes * j) + r for a in range(n_axes) for j in range(per_axis) for r in (0, 1)])
+
+
+def _segments(segments) -> list[tuple]:
+    checked = []
+    for seg in segments:
+        if not isinstance(seg, tuple) or not seg or seg[0] not in ("text", "image"):
+            raise ValueError(f"each segment must be ('text', n) or ('image', h, w), got {seg!r}")
+        sizes = seg[1:]
+        if len(sizes) != (1 if seg[0] == "text" else 2) or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in sizes):
+            raise ValueError(f"segment sizes must be positive integers, got {seg!r}")
+        checked.append(seg)
+    if not checked:
+        raise ValueError("segments must not be empty")
+    return checked
+
+
+def rope_tie_positions(segments, integer: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """RoPE-Tie positions ``(x, y)`` of a sequence of ``("text", n)`` and ``("image", h, w)`` segments (1-based).
+
+    A text token gets ``(k, k)``. An ``h x w`` image after position ``L`` gets ``(L + i s, L + j t)`` for row
+    ``i = 1..h`` and column ``j = 1..w``, and the next text token is at ``K = L + (h + 1) s = L + (w + 1) t``, so
+    the steps into and out of the image are both ``(s, t)``. ``integer=True``: ``s = w + 1``, ``t = h + 1``;
+    otherwise ``s = (wh + 1)/(h + 1)``, ``t = (wh + 1)/(w + 1)`` and the image counts as ``wh`` tokens.
+    """
+    xs: list[float] = []
+    ys: list[float] = []
+    nxt = 1.0  # the position of the next text token
+    for seg in _segments(segments):
+        if seg[0] == "text":
+            run = nxt + np.arange(seg[1])
+            xs += list(run)
+            ys += list(run)
+            nxt = run[-1] + 1
+            continue
+        h, w = seg[1], seg[2]
+        L = nxt - 1
+        s, t = (w + 1.0, h + 1.0) if integer else ((w * h + 1) / (h + 1), (w * h + 1) / (w + 1))
+        for i in range(1, h + 1):
+            for j in range(1, w + 1):
+                xs.append(L + i * s)
+                ys.append(L + j * t)
+        nxt = L + (h + 1) * s
+    return np.array(xs), np.array(ys)
+
+
+def flatten_positions(segments) -> np.ndarray:
+    """The baseline: every text token and every image patch (row-major) gets the next integer position, from 1."""
+    total = sum(seg[1] if seg[0] == "text" else seg[1] * seg[2] for seg in _segments(segments))
+    return np.arange(1, total + 1, dtype=float)

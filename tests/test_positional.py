@@ -159,3 +159,68 @@ def test_linear_attention_prefix_sums_equal_the_quadratic_form():
 def test_bad_input_raises_naming_the_argument(call, exc, word):
     with pytest.raises(exc, match=word):
         call()
+
+
+# ----------------------------------------------------------------------- N-D RoPE
+def test_split_freqs_modes():
+    theta = pos.rope_freqs(16)
+    xf, yf = pos.split_freqs(16)
+    np.testing.assert_allclose(xf, theta[0::2])
+    np.testing.assert_allclose(yf, theta[1::2])
+    same = pos.split_freqs(16, mode="same")
+    np.testing.assert_allclose(same[0], pos.rope_freqs(8))
+    np.testing.assert_allclose(same[1], pos.rope_freqs(8))
+    assert len(pos.split_freqs(24, n_axes=3)) == 3
+
+
+@given(st.tuples(*[st.integers(-50, 50)] * 4))
+@PROPS
+def test_rope_2d_is_relative_and_matches_its_matrix(p):
+    thetas = pos.split_freqs(16)
+    x1, y1, x2, y2 = p
+    R1, R2 = pos.rope_nd_matrix((x1, y1), thetas), pos.rope_nd_matrix((x2, y2), thetas)
+    np.testing.assert_allclose(R1.T @ R2, pos.rope_nd_matrix((x2 - x1, y2 - y1), thetas), atol=1e-12)
+    v = RNG.normal(size=16)
+    np.testing.assert_allclose(pos.rope_nd_rotate(v[None], [[x1, y1]], thetas)[0], R1 @ v, atol=1e-12)
+
+
+def test_interleave_permutation_reduces_2d_to_1d():
+    for d, axes in ((8, 2), (64, 2), (24, 3)):
+        x = RNG.normal(size=(2, 11, d))
+        n = np.arange(11.0)
+        perm = pos.interleave_permutation(d, axes)
+        assert sorted(perm) == list(range(d))
+        got = pos.rope_nd_rotate(x[..., perm], np.stack([n] * axes, 1), pos.split_freqs(d, n_axes=axes))
+        np.testing.assert_allclose(got, pos.rope_rotate(x, n, pos.rope_freqs(d))[..., perm], atol=1e-14)
+    t = torch.randn(5, 8, dtype=torch.float64)
+    out = pos.rope_nd_rotate(t, np.zeros((5, 2)), pos.split_freqs(8))
+    assert isinstance(out, torch.Tensor) and torch.allclose(out, t)
+
+
+def test_rope_tie_positions_worked_example():
+    px, py = pos.rope_tie_positions([("text", 3), ("image", 2, 4), ("text", 2)])
+    assert px.tolist() == [1, 2, 3, 8, 8, 8, 8, 13, 13, 13, 13, 18, 19]
+    assert py.tolist() == [1, 2, 3, 6, 9, 12, 15, 6, 9, 12, 15, 18, 19]
+    assert (px[3] - px[2], py[3] - py[2]) == (5, 3) and (px[11] - px[10], py[11] - py[10]) == (5, 3)
+    rx, ry = pos.rope_tie_positions([("text", 3), ("image", 2, 4), ("text", 2)], integer=False)
+    assert rx[11] == ry[11] == 3 + 2 * 4 + 1  # the image counts as h * w tokens
+    s, t = rx[3] - rx[2], ry[3] - ry[2]
+    assert (rx[11] - rx[10], ry[11] - ry[10]) == pytest.approx((s, t))
+    assert pos.flatten_positions([("text", 3), ("image", 2, 4), ("text", 2)]).tolist() == list(range(1, 14))
+
+
+def test_nd_bad_input():
+    with pytest.raises(ValueError, match="multiple"):
+        pos.split_freqs(12, n_axes=4)
+    with pytest.raises(ValueError, match="mode"):
+        pos.split_freqs(16, mode="cross")
+    with pytest.raises(ValueError, match="features"):
+        pos.rope_nd_rotate(np.ones((2, 12)), np.zeros((2, 2)), pos.split_freqs(16))
+    with pytest.raises(ValueError, match="pos"):
+        pos.rope_nd_rotate(np.ones((2, 16)), np.zeros((2, 3)), pos.split_freqs(16))
+    with pytest.raises(ValueError, match="segment"):
+        pos.rope_tie_positions([("audio", 3)])
+    with pytest.raises(ValueError, match="positive"):
+        pos.rope_tie_positions([("image", 0, 3)])
+    with pytest.raises(ValueError, match="multiple"):
+        pos.interleave_permutation(10, 2)
