@@ -1,6 +1,6 @@
 """Position encodings: sinusoidal encodings, their frequency schedule, and rotary position embedding (RoPE).
 
-Serves the ``positional`` part (kexue.fm/archives/8231, 8265, 8397, 10040; Vaswani et al. 2017;
+Serves the ``positional`` part (kexue.fm/archives/8231, 8265, 8397, 10040, 10122; Vaswani et al. 2017;
 Su et al., RoFormer, arXiv:2104.09864).
 
 Conventions (used everywhere below)
@@ -43,6 +43,11 @@ __all__ = [
     "interleave_permutation",
     "rope_tie_positions",
     "flatten_positions",
+    "ci_first_zero",
+    "first_violation",
+    "base_lower_bound",
+    "base_lower_bound_grid",
+    "inverse_curve",
 ]
 
 _CHUNK = 4_000_000  # elements of the (len(m), len(theta)) table evaluated at once by cos_sum
@@ -286,3 +291,129 @@ def flatten_positions(segments) -> np.ndarray:
     """The baseline: every text token and every image patch (row-major) gets the next integer position, from 1."""
     total = sum(seg[1] if seg[0] == "text" else seg[1] * seg[2] for seg in _segments(segments))
     return np.arange(1, total + 1, dtype=float)
+
+
+# ------------------------------------------------------------- the RoPE base bound (10122)
+def ci_first_zero() -> float:
+    """The first positive zero ``x_0`` of the cosine integral ``Ci`` (so ``b >~ L / x_0`` as ``d -> infinity``)."""
+    import scipy.optimize
+
+    return float(scipy.optimize.brentq(lambda v: scipy.special.sici(v)[1], 0.5, 0.7, xtol=1e-15))
+
+
+def _check_L(L: object, name: str = "L") -> int:
+    if isinstance(L, bool) or not isinstance(L, (int, np.integer)) or L < 1:
+        raise ValueError(f"{name} must be a positive integer, got {L!r}")
+    return int(L)
+
+
+def first_violation(base: float, L: int, d: int = 128, eps: float = 1e-8, block: int = 1024, group: int = 8) -> int | None:
+    """The smallest ``m < L`` with ``f_b(m) = sum_i cos(m theta_i) < -eps``, or ``None`` (the base is feasible for ``L``).
+
+    Evaluated in blocks of ``block`` consecutive ``m`` by the identity
+    ``f_b(s + k) = sum_i [cos(s theta_i) cos(k theta_i) - sin(s theta_i) sin(k theta_i)]``: one real matrix
+    product per ``group`` blocks, stopping at the first group that contains a violation.
+    """
+    base = _check_base(base, minimum=1.0)
+    L = _check_L(L)
+    theta = rope_freqs(d, base)
+    k = np.arange(min(block, L))
+    R = np.concatenate([np.cos(np.outer(theta, k)), np.sin(np.outer(theta, k))])  # (d, block)
+    span = R.shape[1]
+    for g0 in range(0, L, span * group):
+        starts = np.arange(g0, min(L, g0 + span * group), span)
+        W = np.concatenate([np.cos(np.outer(starts, theta)), -np.sin(np.outer(starts, theta))], axis=1)
+        F = W @ R  # F[j, k] = f_b(starts[j] + k)
+        m = starts[:, None] + k[None, :]
+        bad = (F < -eps) & (m < L)
+        if bad.any():
+            return int(m[bad].min())
+    return None
+
+
+def _f_and_bounds(m: int, u: float, a: np.ndarray) -> tuple[float, float, float, float]:
+    """``h(u) = sum_i cos(m e^{-a_i u})``, ``h'(u)``, and the bounds ``|h'| <= L1``, ``|h''| <= L2`` valid for all larger ``u``."""
+    psi = m * np.exp(-a * u)
+    h = float(np.cos(psi).sum())
+    dh = float((a * psi * np.sin(psi)).sum())
+    return h, dh, float((a * psi).sum()), float((a * a * psi * (psi + 1)).sum())
+
+
+def _advance(m: int, u: float, a: np.ndarray, eps: float, stats: dict) -> float:
+    """Move ``u = ln b`` forward by certified steps while the single constraint ``m`` is violated.
+
+    While ``h < 0``, neither ``h + L1 delta`` nor ``h + h' delta + L2 delta^2 / 2`` reaches 0 before the step
+    taken, so every skipped ``b`` violates constraint ``m``. Stops once ``h >= -eps / 4``.
+    """
+    while True:
+        h, dh, L1, L2 = _f_and_bounds(m, u, a)
+        if h >= -eps / 4:
+            return u
+        step = max(-h / L1, (-dh + math.sqrt(dh * dh - 2 * L2 * h)) / L2)
+        u += step
+        stats["steps"] += 1
+
+
+def base_lower_bound(Ls, d: int = 128, eps: float = 1e-8, watch: int = 256, return_stats: bool = False):
+    """The smallest RoPE base ``b*(L)`` with ``f_b(m) >= 0`` for all ``m < L``, for every ``L`` in ``Ls`` (certified sweep).
+
+    Feasibility is not monotone in ``b``, so no bisection: starting from ``b = 1`` the sweep moves ``u = ln b``
+    forward only past bases that some constraint ``m < L`` certifiably rules out (``_advance``), checks a
+    watch list of recently violated constraints first, and accepts a base only after a full scan
+    (``first_violation``) finds none. Since ``b*`` is non-decreasing in ``L``, the targets are processed in
+    increasing order and each search resumes where the previous stopped. Returns ``{L: b*}`` (and
+    statistics: full scans, jumps, certified steps, seconds).
+    """
+    import time
+
+    d = _check_dim(d)
+    Ls = sorted({_check_L(L) for L in Ls})
+    if not Ls:
+        raise ValueError("Ls must hold at least one length")
+    a = 2.0 * np.arange(d // 2) / d
+    stats = {"full_scans": 0, "jumps": 0, "steps": 0, "seconds": 0.0}
+    start = time.perf_counter()
+    u = 1e-12
+    watched: list[int] = []
+    out: dict[int, float] = {}
+    for L in Ls:
+        while True:
+            hit = next((m for m in reversed(watched) if m < L and _f_and_bounds(m, u, a)[0] < -eps), None)
+            if hit is None:
+                stats["full_scans"] += 1
+                hit = first_violation(math.exp(u), L, d, eps)
+                if hit is None:
+                    out[L] = math.exp(u)
+                    break
+                watched = [m for m in watched if m != hit][-(watch - 1):] + [hit]
+            stats["jumps"] += 1
+            u = _advance(hit, u, a, eps, stats)
+    stats["seconds"] = time.perf_counter() - start
+    return (out, stats) if return_stats else out
+
+
+def base_lower_bound_grid(L: int, d: int = 128, rounds: int = 5, start: float | None = None) -> tuple[float, int]:
+    """The article's search: from ``B = 1000 L``, for ``k = 1..rounds`` test ``B j / 10^k`` (``j = 1..10^k``) and keep
+    the first feasible one. Returns ``(B, evaluations)``: an upper bound on ``b*`` (feasibility is not monotone)."""
+    L = _check_L(L)
+    B = 1000.0 * L if start is None else _check_base(start, minimum=1.0)
+    evaluations = 0
+    for k in range(1, rounds + 1):
+        for b in np.linspace(0, 1, 10**k + 1)[1:] * B:
+            if b <= 1:
+                continue
+            evaluations += 1
+            if first_violation(b, L, d) is None:
+                B = float(b)
+                break
+    return B, evaluations
+
+
+def inverse_curve(bases, L_max: int, d: int = 128) -> np.ndarray:
+    """``M(b)``: the first violated ``m`` for each base (``L_max`` when there is none below ``L_max``)."""
+    L_max = _check_L(L_max, "L_max")
+    out = []
+    for b in np.asarray(bases, dtype=float):
+        m = first_violation(float(b), L_max, d)
+        out.append(L_max if m is None else m)
+    return np.array(out)

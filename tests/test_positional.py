@@ -224,3 +224,55 @@ def test_nd_bad_input():
         pos.rope_tie_positions([("image", 0, 3)])
     with pytest.raises(ValueError, match="multiple"):
         pos.interleave_permutation(10, 2)
+
+
+# ------------------------------------------------------------------- RoPE base bound
+def _direct_min(base, L, d=128):
+    m = np.arange(L)
+    return float(np.cos(np.outer(m, pos.rope_freqs(d, base))).sum(1).min())
+
+
+def test_first_violation_matches_direct_cosines():
+    for base, L in ((1e4, 4096), (3e3, 2000), (5e5, 20000), (1.5, 50)):
+        m = np.arange(L)
+        f = np.cos(np.outer(m, pos.rope_freqs(128, base))).sum(1)
+        bad = np.flatnonzero(f < -1e-8)
+        assert pos.first_violation(base, L) == (int(bad[0]) if bad.size else None)
+    assert pos.first_violation(1e4, 1706) is None and pos.first_violation(1e4, 1708) is not None
+
+
+def test_base_lower_bound_is_the_certified_infimum():
+    table, stats = pos.base_lower_bound([2048, 1024], return_stats=True)
+    assert f"{table[1024]:.1e}" == "4.3e+03" and f"{table[2048]:.1e}" == "1.2e+04"  # the article's row
+    for L, b in table.items():
+        assert _direct_min(b * (1 + 1e-9), L) >= -1e-7
+        assert _direct_min(b * (1 - 1e-6), L) < 0
+    assert stats["full_scans"] >= 2 and stats["steps"] > 0
+    grid, evals = pos.base_lower_bound_grid(1024, rounds=3)
+    assert grid >= table[1024] and (grid - table[1024]) / table[1024] < 1e-3 and evals > 0
+    assert pos.first_violation(grid, 1024) is None
+
+
+def test_inverse_curve_and_ci_zero():
+    M = pos.inverse_curve([1e4, 5e5], 40000)
+    assert M.tolist() == [pos.first_violation(1e4, 40000), pos.first_violation(5e5, 40000)]
+    assert pos.inverse_curve([1e9], 100).tolist() == [100]
+    x0 = pos.ci_first_zero()
+    assert abs(scipy_ci(x0)) < 1e-14 and x0 == pytest.approx(0.616505485620716, abs=1e-14)
+
+
+def scipy_ci(x):
+    import scipy.special
+
+    return scipy.special.sici(x)[1]
+
+
+def test_base_bound_bad_input():
+    with pytest.raises(ValueError, match="base"):
+        pos.first_violation(1.0, 10)
+    with pytest.raises(ValueError, match="L"):
+        pos.first_violation(10.0, 0)
+    with pytest.raises(ValueError, match="Ls"):
+        pos.base_lower_bound([])
+    with pytest.raises(ValueError, match="L_max"):
+        pos.inverse_curve([10.0], 0)
