@@ -1,6 +1,6 @@
 """Position encodings: sinusoidal encodings, their frequency schedule, and rotary position embedding (RoPE).
 
-Serves the ``positional`` part (kexue.fm/archives/8231, 8265, 8397, 10040, 10122; Vaswani et al. 2017;
+Serves the ``positional`` part (kexue.fm/archives/8231, 8265, 8397, 9948, 10040, 10122; Vaswani et al. 2017;
 Su et al., RoFormer, arXiv:2104.09864).
 
 Conventions (used everywhere below)
@@ -48,6 +48,17 @@ __all__ = [
     "base_lower_bound",
     "base_lower_bound_grid",
     "inverse_curve",
+    "relative_positions",
+    "scores_from_relative",
+    "rerope_scores",
+    "rotation_turns",
+    "pi_freqs",
+    "ntk_freqs",
+    "yarn_freqs",
+    "yarn_logit_scale",
+    "logn_scale",
+    "dynamic_scale",
+    "ood_fraction",
 ]
 
 _CHUNK = 4_000_000  # elements of the (len(m), len(theta)) table evaluated at once by cos_sum
@@ -417,3 +428,131 @@ def inverse_curve(bases, L_max: int, d: int = 128) -> np.ndarray:
         m = first_violation(float(b), L_max, d)
         out.append(L_max if m is None else m)
     return np.array(out)
+
+
+# --------------------------------------------------------------- length extrapolation (9948)
+def _check_scale(scale: object, name: str = "scale", minimum: float = 1.0) -> float:
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) or not math.isfinite(scale):
+        raise ValueError(f"{name} must be a finite number, got {scale!r}")
+    if scale < minimum:
+        raise ValueError(f"{name} must be >= {minimum:g} (an extension factor L_test / L_train), got {scale}")
+    return float(scale)
+
+
+def relative_positions(n: int, scheme: str = "rope", *, window: int | None = None, k_leak: float | None = None, scale: float = 1.0) -> np.ndarray:
+    """The ``(n, n)`` relative positions ``P[m, j] = m - j`` (query minus key) after a training-free scheme.
+
+    ``"rope"``: unchanged; ``"pi"``: divided by ``scale``; ``"leaky_rerope"``: ``P`` inside the window ``P < w``,
+    ``w + (P - w) / k_leak`` outside; ``"rerope"``: ``min(P, w)``. Entries above the diagonal (``P < 0``) are
+    left as ``m - j`` for the caller's causal mask.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    P = np.subtract.outer(np.arange(n), np.arange(n)).astype(float)
+    if scheme == "rope":
+        return P
+    if scheme == "pi":
+        if not scale > 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        return P / scale
+    if scheme not in ("leaky_rerope", "rerope"):
+        raise ValueError(f"scheme must be 'rope', 'pi', 'leaky_rerope' or 'rerope', got {scheme!r}")
+    if window is None or window < 1:
+        raise ValueError(f"scheme {scheme!r} needs a window >= 1, got {window!r}")
+    if scheme == "rerope":
+        return np.where(P < window, P, float(window))
+    if k_leak is None or not k_leak > 1:
+        raise ValueError(f"leaky_rerope needs k_leak > 1, got {k_leak!r}")
+    return np.where(P < window, P, window + (P - window) / k_leak)
+
+
+def _complex_pairs(x: np.ndarray) -> np.ndarray:
+    return x[..., 0::2] + 1j * x[..., 1::2]
+
+
+def scores_from_relative(q: np.ndarray, k: np.ndarray, P: np.ndarray, theta) -> np.ndarray:
+    """Reference RoPE scores for an arbitrary relative-position matrix: ``Re sum_i q~_i conj(k~_i) exp(i P theta_i)``.
+
+    ``q``, ``k``: ``(n, d)`` (interleaved pairs); ``O(n^2 d)``. With ``P = m - j`` this is ordinary RoPE.
+    """
+    theta = np.asarray(theta, dtype=float)
+    h = _complex_pairs(np.asarray(q))[:, None, :] * np.conj(_complex_pairs(np.asarray(k)))[None, :, :]
+    return np.real((h * np.exp(1j * np.asarray(P)[..., None] * theta)).sum(-1))
+
+
+def rerope_scores(q: np.ndarray, k: np.ndarray, theta, window: int, k_leak: float = math.inf) -> np.ndarray:
+    """(Leaky) ReRoPE scores by two ordinary RoPE passes (valid on the causal part ``j <= m``).
+
+    Pass 1 rotates ``q`` by ``m`` and ``k`` by ``j`` (relative ``m - j``); pass 2 rotates ``q`` by
+    ``m / k + w (1 - 1/k)`` and ``k`` by ``j / k`` (relative ``w + (m - j - w)/k``), or for ReRoPE (``k = inf``)
+    ``q`` by ``w`` and ``k`` not at all. Each entry takes pass 1 inside the window and pass 2 outside.
+    """
+    n = q.shape[0]
+    m = np.arange(n, dtype=float)
+    inside = rope_rotate(q, m, theta) @ rope_rotate(k, m, theta).T
+    if math.isinf(k_leak):
+        outside = rope_rotate(q, np.full(n, float(window)), theta) @ k.T
+    else:
+        outside = rope_rotate(q, m / k_leak + window * (1 - 1 / k_leak), theta) @ rope_rotate(k, m / k_leak, theta).T
+    return np.where(np.subtract.outer(m, m) < window, inside, outside)
+
+
+def rotation_turns(theta, L_train: int) -> np.ndarray:
+    """``r_i = L_train theta_i / (2 pi)``: how many full turns frequency ``i`` made over the training length."""
+    return _check_L(L_train, "L_train") * np.asarray(theta, dtype=float) / (2 * math.pi)
+
+
+def pi_freqs(theta, scale: float) -> np.ndarray:
+    """Position interpolation: every frequency divided by ``scale = L_test / L_train``."""
+    return np.asarray(theta, dtype=float) / _check_scale(scale)
+
+
+def ntk_freqs(d: int, base: float, scale: float) -> np.ndarray:
+    """NTK-aware RoPE: the base multiplied by ``kappa = scale^(d / (d - 2))``, so the lowest frequency is divided by ``scale``."""
+    d = _check_dim(d)
+    return rope_freqs(d, base * _check_scale(scale) ** (d / (d - 2)))
+
+
+def yarn_freqs(d: int, base: float, L_train: int, scale: float, alpha: float = 1.0, beta: float = 32.0) -> np.ndarray:
+    """YaRN's frequencies ``[gamma + (1 - gamma)/s] theta_i`` with ``gamma = clip((r_i - alpha)/(beta - alpha), 0, 1)``:
+    frequencies with ``r_i >= beta`` turns are kept, those with ``r_i <= alpha`` interpolated, a linear ramp between."""
+    scale = _check_scale(scale)
+    if not beta > alpha:
+        raise ValueError(f"beta must exceed alpha, got alpha = {alpha}, beta = {beta}")
+    theta = rope_freqs(d, base)
+    gamma = np.clip((rotation_turns(theta, L_train) - alpha) / (beta - alpha), 0, 1)
+    return (gamma + (1 - gamma) / scale) * theta
+
+
+def yarn_logit_scale(scale: float) -> float:
+    """YaRN's attention-logit factor ``(1 + 0.1 ln s)^2`` (``0.1 ln s + 1`` applied to both q and k)."""
+    return (1 + 0.1 * math.log(_check_scale(scale))) ** 2
+
+
+def logn_scale(pos, L_train: int) -> np.ndarray:
+    """The entropy-invariance factor ``max(1, ln pos / ln L_train)`` (positions from 1)."""
+    L_train = _check_L(L_train, "L_train")
+    p = np.maximum(np.asarray(pos, dtype=float), 1.0)
+    return np.maximum(1.0, np.log(p) / math.log(L_train))
+
+
+def dynamic_scale(pos, L_train: int) -> np.ndarray:
+    """Dynamic scaling: ``s(pos) = max(L_train, pos + 1) / L_train`` (positions from 0)."""
+    L_train = _check_L(L_train, "L_train")
+    return np.maximum(L_train, np.asarray(pos, dtype=float) + 1) / L_train
+
+
+def ood_fraction(theta_new, theta_train, L_train: int, L_test: int, P: np.ndarray | None = None) -> np.ndarray:
+    """Per frequency, the fraction of test relative positions whose rotation was never seen in training.
+
+    Training at length ``L_train`` realises the angles ``[0, L_train theta_i]`` (every angle once that
+    reaches a full turn). A test position ``P`` (default ``0 .. L_test - 1``) is out of distribution for
+    frequency ``i`` when ``P theta'_i`` taken modulo ``2 pi`` falls outside that arc: the rotation matrix
+    only depends on the angle modulo ``2 pi``.
+    """
+    theta_new = np.asarray(theta_new, dtype=float)
+    arc = _check_L(L_train, "L_train") * np.asarray(theta_train, dtype=float)
+    P = np.arange(_check_L(L_test, "L_test"), dtype=float) if P is None else np.asarray(P, dtype=float).ravel()
+    angle = np.mod(np.outer(P, theta_new), 2 * math.pi)
+    out = (angle > arc[None, :]) & (arc[None, :] < 2 * math.pi)
+    return out.mean(0)

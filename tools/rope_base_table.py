@@ -55,7 +55,7 @@ def main() -> None:
         above, _ = direct_min(b * (1 + 1e-9), L, args.d)
         below, binding = direct_min(b * (1 - 1e-6), L, args.d)
         same = L in ARTICLE and f"{b:.1e}" == f"{ARTICLE[L]:.1e}"
-        print(f"| {L} | {b:.7g} | {ARTICLE.get(L, float('nan')):.1e} | {'yes' if same else 'NO'} | {above:.2e} | {below:.2e} | "
+        print(f"| {L} | {b:.10g} | {ARTICLE.get(L, float('nan')):.1e} | {'yes' if same else 'NO'} | {above:.2e} | {below:.2e} | "
               f"{binding} | {b / L:.2f} |", flush=True)
     print(f"\ntotal wall time (sweep and checks): {time.perf_counter() - start:.1f} s")
 
