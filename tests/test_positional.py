@@ -276,3 +276,74 @@ def test_base_bound_bad_input():
         pos.base_lower_bound([])
     with pytest.raises(ValueError, match="L_max"):
         pos.inverse_curve([10.0], 0)
+
+
+# ------------------------------------------------------------ length extrapolation
+def test_relative_position_schemes():
+    P = pos.relative_positions(6, "leaky_rerope", window=2, k_leak=4)
+    assert P[5, 0] == 2 + (5 - 2) / 4 and P[3, 2] == 1 and P[1, 3] == -2
+    assert pos.relative_positions(6, "rerope", window=2)[5, 0] == 2
+    assert pos.relative_positions(6, "pi", scale=2)[5, 1] == 2
+    np.testing.assert_array_equal(pos.relative_positions(4), np.subtract.outer(np.arange(4), np.arange(4)))
+
+
+@pytest.mark.parametrize("k_leak", [8.0, math.inf])
+def test_two_pass_rerope_equals_the_definition(k_leak):
+    n, d, w = 120, 16, 20
+    q, k = RNG.normal(size=(n, d)), RNG.normal(size=(n, d))
+    theta = pos.rope_freqs(d)
+    P = pos.relative_positions(n, "rerope", window=w) if math.isinf(k_leak) else pos.relative_positions(n, "leaky_rerope", window=w, k_leak=k_leak)
+    mask = np.tril(np.ones((n, n), dtype=bool))
+    np.testing.assert_allclose(pos.rerope_scores(q, k, theta, w, k_leak)[mask], pos.scores_from_relative(q, k, P, theta)[mask], atol=1e-10)
+    plain = pos.rope_rotate(q, np.arange(n), theta) @ pos.rope_rotate(k, np.arange(n), theta).T
+    np.testing.assert_allclose(pos.scores_from_relative(q, k, pos.relative_positions(n), theta), plain, atol=1e-10)
+
+
+def test_frequency_schemes():
+    theta = pos.rope_freqs(128)
+    r = pos.rotation_turns(theta, 4096)
+    assert int((r < 1).sum()) == 18 and int(np.argmax(r < 1)) == 46 and int((r > 32).sum()) == 21
+    ntk = pos.ntk_freqs(128, 1e4, 4)
+    assert ntk[-1] == pytest.approx(theta[-1] / 4, rel=1e-12) and ntk[0] == theta[0]
+    yarn = pos.yarn_freqs(128, 1e4, 4096, 4)
+    np.testing.assert_allclose(yarn[r >= 32], theta[r >= 32])
+    np.testing.assert_allclose(yarn[r <= 1], theta[r <= 1] / 4)
+    np.testing.assert_allclose(pos.pi_freqs(theta, 4), theta / 4)
+    assert pos.yarn_logit_scale(4) == pytest.approx((1 + 0.1 * math.log(4)) ** 2)
+    np.testing.assert_allclose(pos.logn_scale([1, 4096, 16384], 4096), [1, 1, math.log(16384) / math.log(4096)])
+    np.testing.assert_allclose(pos.dynamic_scale([0, 4095, 8191], 4096), [1, 1, 2])
+
+
+def test_ood_fraction():
+    theta = pos.rope_freqs(128)
+    for new in (pos.pi_freqs(theta, 4), pos.yarn_freqs(128, 1e4, 4096, 4)):
+        assert pos.ood_fraction(new, theta, 4096, 16384).max() == 0
+    direct = pos.ood_fraction(theta, theta, 4096, 16384)
+    assert (direct[pos.rotation_turns(theta, 4096) >= 1] == 0).all() and direct.max() == pytest.approx(0.75, abs=1e-3)
+    # brute force for one frequency: angles mod 2 pi outside the trained arc
+    i = 60
+    ang = np.mod(np.arange(16384) * theta[i], 2 * math.pi)
+    assert direct[i] == pytest.approx(np.mean(ang > 4096 * theta[i]))
+
+
+def test_masks_and_softmax_attention():
+    M = attention.causal_mask(32, window=8, n_sink=2)
+    for i in range(32):
+        assert set(np.flatnonzero(M[i])) == ({0, 1} & set(range(i + 1))) | set(range(max(0, i - 7), i + 1))
+    q, k, v = RNG.normal(size=(5, 4)), RNG.normal(size=(5, 4)), RNG.normal(size=(5, 3))
+    mask = attention.causal_mask(5)
+    logits = q @ k.T / 2
+    w = np.where(mask, np.exp(logits - logits.max(1, keepdims=True)), 0)
+    np.testing.assert_allclose(attention.softmax_attention(q, k, v, mask), (w / w.sum(1, keepdims=True)) @ v, atol=1e-12)
+    big = attention.softmax_attention(q * 1e3, k, v, mask)
+    assert np.isfinite(big).all()
+    with pytest.raises(ValueError, match="window"):
+        attention.causal_mask(4, window=0)
+    with pytest.raises(ValueError, match="n_k"):
+        attention.causal_mask(4, 3)
+    with pytest.raises(ValueError, match="window"):
+        pos.relative_positions(4, "rerope")
+    with pytest.raises(ValueError, match="k_leak"):
+        pos.relative_positions(4, "leaky_rerope", window=2, k_leak=1)
+    with pytest.raises(ValueError, match="scale"):
+        pos.pi_freqs(pos.rope_freqs(8), 0.5)
