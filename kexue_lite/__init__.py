@@ -3,7 +3,8 @@
 One module per idea: :mod:`env` (mode, device, seeds), :mod:`viz` (plot style and
 sliders), :mod:`symbolic` (sympy checks), :mod:`density` (Fourier density model),
 :mod:`ssm` (HiPPO matrices, discretisation, the S4 kernel), :mod:`probability` (softmax and
-its alternatives, their losses), :mod:`positional` (sinusoidal encodings, RoPE) and :mod:`attention`.
+its alternatives, their losses), :mod:`positional` (sinusoidal encodings, RoPE), :mod:`attention` and :mod:`diffusion`
+(noise schedules; in progress).
 """
 
 from . import claims, env, symbolic, viz

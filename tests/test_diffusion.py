@@ -1,0 +1,95 @@
+"""Unit tests of kexue_lite.diffusion (schedules, SDE coefficients, log-SNR schedules, pooling)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from kexue_lite import diffusion as diff
+
+RNG = np.random.default_rng(5)
+
+
+def test_sde_coefficients_against_closed_forms():
+    s = diff.vp_exp(5.0)
+    t = np.array([0.1, 0.3, 0.7])
+    np.testing.assert_allclose(s.f(t), -10 * t, atol=1e-12)
+    np.testing.assert_allclose(s.g2(t), 20 * t, atol=1e-10)  # VP: g^2 = -2 f
+    cos = diff.vp_cosine()
+    np.testing.assert_allclose(cos.f(t), -math.pi / 2 * np.tan(math.pi * t / 2), atol=1e-12)
+    np.testing.assert_allclose(cos.g2(t), -2 * cos.f(t), atol=1e-10)
+    ve = diff.ve_geometric(0.01, 10.0)
+    np.testing.assert_allclose(ve.f(t), 0, atol=1e-15)
+    np.testing.assert_allclose(ve.g2(t), 2 * math.log(1000) * ve.beta(t) ** 2, rtol=1e-12)
+    lin = diff.linear_interp()
+    # alpha = 1 - t, beta = t: f = -1/(1-t), g2 = (1-t)^2 d/dt (t/(1-t))^2 = 2t/(1-t)
+    np.testing.assert_allclose(lin.f(t), -1 / (1 - t), atol=1e-12)
+    np.testing.assert_allclose(lin.g2(t), 2 * t / (1 - t), atol=1e-10)
+
+
+def test_schedule_types_and_errors():
+    s = diff.vp_exp()
+    assert isinstance(s.alpha(0.5), float)
+    tt = torch.tensor([0.2, 0.4], dtype=torch.float32)
+    out = s.f(tt)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        s.alpha(1.5)
+    with pytest.raises(TypeError, match="t must"):
+        s.alpha("0.5")
+    with pytest.raises(ValueError, match="diverge"):
+        diff.vp_cosine().f(1.0)
+    with pytest.raises(ValueError, match="sigma"):
+        diff.ve_geometric(1.0, 0.5)
+
+
+def test_log_snr_schedules():
+    t = np.linspace(0.05, 0.95, 19)
+    lam = diff.logsnr_cosine(t, -40, 40)  # effectively unclipped
+    np.testing.assert_allclose(lam, -2 * np.log(np.tan(math.pi * t / 2)), atol=1e-12)
+    np.testing.assert_allclose(diff.vp_cosine().log_snr(t), lam, atol=1e-12)
+    assert diff.logsnr_cosine(0.0) == pytest.approx(15) and diff.logsnr_cosine(1.0) == pytest.approx(-15)
+    np.testing.assert_allclose(diff.logsnr_shifted(t, 512) - diff.logsnr_cosine(t), 2 * math.log(64 / 512))
+    interp = diff.logsnr_interpolated(t, 512)
+    np.testing.assert_allclose(interp, t * diff.logsnr_shifted(t, 512, 32) + (1 - t) * diff.logsnr_shifted(t, 512, 256))
+    a, b = diff.alpha_beta_from_logsnr(lam)
+    np.testing.assert_allclose(a**2 + b**2, 1, atol=1e-14)
+    np.testing.assert_allclose(np.log(a**2 / b**2), lam, atol=1e-9)
+    sched = diff.from_log_snr(lambda tt: -2 * torch.log(torch.tan(math.pi * tt / 2)))
+    np.testing.assert_allclose(sched.alpha(t), np.cos(math.pi * t / 2), atol=1e-12)
+
+
+def test_shift_vp_matches_the_snr_rule():
+    a_lo, b_lo = np.cos(0.3), np.sin(0.3)
+    a_hi, b_hi = diff.shift_vp(a_lo, b_lo, 4)
+    assert a_hi**2 + b_hi**2 == pytest.approx(1)
+    assert (a_hi / b_hi) ** 2 * 16 == pytest.approx((a_lo / b_lo) ** 2)
+    assert diff.shift_vp(1.0, 0.0, 4) == (1.0, 0.0)
+    with pytest.raises(ValueError, match="s"):
+        diff.shift_vp(0.5, 0.5, 0)
+
+
+def test_ddpm_schedule_is_close_to_exp():
+    t, a = diff.ddpm_discrete()
+    assert np.abs(a - np.exp(-5 * t**2)).max() < 0.01 and abs(a[-1] - math.exp(-5)) < 5e-4
+
+
+def test_pooling_and_multiscale_loss():
+    x = RNG.normal(size=(2, 8, 8))
+    p = diff.avg_pool(x, 4)
+    assert p.shape == (2, 2, 2) and p[1, 0, 1] == pytest.approx(x[1, 0:4, 4:8].mean())
+    np.testing.assert_allclose(diff.avg_pool(torch.from_numpy(x), 2).numpy(), diff.avg_pool(x, 2))
+    noise = RNG.normal(size=(4, 256, 256))
+    assert np.var(diff.avg_pool(noise, 8)) * 64 == pytest.approx(1, rel=0.05)
+    ms = diff.multiscale_mse(np.full((8, 8), 0.5), np.zeros((8, 8)), scales=(1, 2, 8))
+    assert ms == pytest.approx({1: 0.25, 2: 0.25, 8: 0.25})
+    img = diff.synthetic_image(64, seed=1)
+    assert img.shape == (64, 64) and img.min() >= -1 and img.max() <= 1
+    np.testing.assert_array_equal(img, diff.synthetic_image(64, seed=1))
+    with pytest.raises(ValueError, match="divisible"):
+        diff.avg_pool(x, 3)
+    with pytest.raises(ValueError, match="same shape"):
+        diff.multiscale_mse(np.ones((4, 4)), np.ones((2, 2)))
