@@ -1,7 +1,7 @@
 """Diffusion models: noise schedules and their SDE coefficients, and signal-to-noise schedules for large images.
 
-Serves the ``generative`` part (kexue.fm/archives/10047 so far; Hoogeboom, Heek & Salimans, Simple
-diffusion, arXiv:2301.11093).
+Serves the ``generative`` part (kexue.fm/archives/9209 and 10047 so far; Song et al., score-based SDEs,
+arXiv:2011.13456; Hoogeboom, Heek & Salimans, Simple diffusion, arXiv:2301.11093).
 
 Conventions (used everywhere below)
 -----------------------------------
@@ -39,6 +39,15 @@ __all__ = [
     "synthetic_image",
     "avg_pool",
     "multiscale_mse",
+    "GaussianMixture",
+    "two_mode_1d",
+    "empirical_score",
+    "forward_sde",
+    "reverse_sde_sample",
+    "pf_ode_velocity",
+    "ode_sample",
+    "w1_to_cdf",
+    "make_mlp",
 ]
 
 
@@ -238,3 +247,215 @@ def multiscale_mse(eps: Array, eps_hat: Array, scales=(1, 2, 4, 8)) -> dict[int,
         raise ValueError(f"eps and eps_hat must have the same shape, got {tuple(eps.shape)} and {tuple(eps_hat.shape)}")
     diff = eps - eps_hat
     return {int(s): float((avg_pool(diff, s) ** 2).mean()) for s in scales}
+
+
+# ------------------------------------------------------------------ Gaussian mixtures (9209)
+class GaussianMixture:
+    """A mixture of Gaussians in ``d`` dimensions with exact density, score and diffused law (torch float64).
+
+    ``weights`` ``(K,)`` (normalised), ``means`` ``(K, d)``, ``covs``: variances ``(K,)``, diagonals ``(K, d)`` or
+    full matrices ``(K, d, d)``. Inputs ``x`` are ``(n, d)`` tensors or arrays; outputs are float64 tensors.
+    """
+
+    def __init__(self, weights, means, covs):
+        w = torch.as_tensor(np.asarray(weights, dtype=float))
+        mu = torch.as_tensor(np.asarray(means, dtype=float))
+        if mu.ndim == 1:
+            mu = mu[:, None]
+        K, d = mu.shape
+        if w.shape != (K,) or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"weights must be {K} non-negative numbers with a positive sum, got {w.tolist()}")
+        c = torch.as_tensor(np.asarray(covs, dtype=float))
+        if c.shape == (K,):
+            c = c[:, None, None] * torch.eye(d, dtype=torch.float64)
+        elif c.shape == (K, d):
+            c = torch.diag_embed(c)
+        elif c.shape != (K, d, d):
+            raise ValueError(f"covs must have shape ({K},), ({K}, {d}) or ({K}, {d}, {d}), got {tuple(c.shape)}")
+        if not bool((torch.linalg.eigvalsh(c) > 0).all()):
+            raise ValueError("every covariance must be positive definite")
+        self.weights, self.means, self.covs = w / w.sum(), mu, c
+        self._chol = torch.linalg.cholesky(c)
+        self._prec = torch.cholesky_inverse(self._chol)
+
+    @property
+    def dim(self) -> int:
+        return int(self.means.shape[1])
+
+    def _x(self, x) -> torch.Tensor:
+        x = torch.as_tensor(np.asarray(x, dtype=float)) if not isinstance(x, torch.Tensor) else x.to(torch.float64)
+        if x.ndim == 1 and self.dim == 1:
+            x = x[:, None]
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
+        return x
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        comp = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
+        return self.means[comp] + (self._chol[comp] @ z[:, :, None])[:, :, 0]
+
+    def _component_logpdf(self, x: torch.Tensor) -> torch.Tensor:
+        diff = x[:, None, :] - self.means[None]  # (n, K, d)
+        maha = torch.einsum("nki,kij,nkj->nk", diff, self._prec, diff)
+        logdet = 2 * torch.log(torch.diagonal(self._chol, dim1=-2, dim2=-1)).sum(-1)
+        return -0.5 * (maha + logdet + self.dim * math.log(2 * math.pi)) + torch.log(self.weights)
+
+    def log_prob(self, x) -> torch.Tensor:
+        return torch.logsumexp(self._component_logpdf(self._x(x)), dim=1)
+
+    def score(self, x) -> torch.Tensor:
+        """``grad log p(x)``: the posterior-weighted component scores ``-Sigma_k^-1 (x - mu_k)`` (log-sum-exp stable)."""
+        x = self._x(x)
+        resp = torch.softmax(self._component_logpdf(x), dim=1)  # (n, K)
+        comp = -torch.einsum("kij,nkj->nki", self._prec, x[:, None, :] - self.means[None])
+        return (resp[:, :, None] * comp).sum(1)
+
+    def diffuse(self, alpha: float, beta: float) -> GaussianMixture:
+        """The law of ``alpha x_0 + beta eps``: means ``alpha mu_k``, covariances ``alpha^2 Sigma_k + beta^2 I``."""
+        eye = torch.eye(self.dim, dtype=torch.float64)
+        return GaussianMixture(self.weights.numpy(), (alpha * self.means).numpy(), (alpha**2 * self.covs + beta**2 * eye).numpy())
+
+    def score_t(self, x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        """Score of the diffused law with per-sample ``alpha, beta`` (``(n, 1)``), differentiable in ``x``."""
+        eye = torch.eye(self.dim, dtype=torch.float64)
+        cov = alpha[:, :, None, None] ** 2 * self.covs[None] + beta[:, :, None, None] ** 2 * eye  # (n, K, d, d)
+        prec = torch.linalg.inv(cov)
+        diff = x[:, None, :] - alpha[:, :, None] * self.means[None]
+        maha = torch.einsum("nki,nkij,nkj->nk", diff, prec, diff)
+        logits = -0.5 * (maha + torch.logdet(cov)) + torch.log(self.weights)
+        resp = torch.softmax(logits, dim=1)
+        return -(resp[:, :, None] * torch.einsum("nkij,nkj->nki", prec, diff)).sum(1)
+
+    def eps_t(self, x, alpha, beta) -> torch.Tensor:
+        """The ideal noise prediction ``-beta grad log p_t(x)``."""
+        return -beta * self.score_t(x, alpha, beta)
+
+    def posterior_mean(self, x, alpha: float, beta: float) -> torch.Tensor:
+        """Tweedie: ``E[x_0 | x_t] = (x + beta^2 grad log p_t(x)) / alpha``."""
+        x = self._x(x)
+        return (x + beta**2 * self.diffuse(alpha, beta).score(x)) / alpha
+
+    def cdf(self, x) -> torch.Tensor:
+        if self.dim != 1:
+            raise ValueError("cdf is defined for one-dimensional mixtures only")
+        x = self._x(x)
+        sd = torch.sqrt(self.covs[:, 0, 0])
+        return (self.weights * 0.5 * (1 + torch.erf((x - self.means[:, 0]) / (sd * math.sqrt(2))))).sum(1)
+
+    def icdf(self, q) -> torch.Tensor:
+        """Quantiles by bisection (100 halvings), 1-D only."""
+        if self.dim != 1:
+            raise ValueError("icdf is defined for one-dimensional mixtures only")
+        q = torch.as_tensor(np.asarray(q, dtype=float))
+        sd = torch.sqrt(self.covs[:, 0, 0])
+        lo = torch.full_like(q, float((self.means[:, 0] - 40 * sd).min()))
+        hi = torch.full_like(q, float((self.means[:, 0] + 40 * sd).max()))
+        for _ in range(100):
+            mid = (lo + hi) / 2
+            below = self.cdf(mid[:, None]) < q
+            lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+        return (lo + hi) / 2
+
+
+def two_mode_1d(weights=(0.3, 0.7), means=(-2.0, 1.5), stds=(0.3, 0.5)) -> GaussianMixture:
+    """The part's 1-D running example: two modes with weights 0.3 / 0.7."""
+    return GaussianMixture(weights, np.asarray(means)[:, None], np.asarray(stds) ** 2)
+
+
+def empirical_score(x: torch.Tensor, data: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
+    """Exact score of ``(1/M) sum_k N(alpha x_0^(k), beta^2 I)``: the posterior-weighted conditional scores."""
+    diff = x[:, None, :] - alpha * data[None]
+    resp = torch.softmax(-(diff**2).sum(-1) / (2 * beta**2), dim=1)
+    return -(resp[:, :, None] * diff).sum(1) / beta**2
+
+
+# ------------------------------------------------------------------------------ samplers
+def _check_steps(n_steps: object) -> int:
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+    return int(n_steps)
+
+
+def forward_sde(x0: torch.Tensor, schedule: Schedule, n_steps: int, t_end: float = 1.0, generator=None, return_path: bool = False):
+    """Euler–Maruyama for ``dx = f_t x dt + g_t dw`` from ``t = 0`` to ``t_end``; returns ``x_{t_end}`` (and the path)."""
+    n_steps = _check_steps(n_steps)
+    ts = torch.linspace(0, t_end, n_steps + 1, dtype=torch.float64)
+    f, g2 = schedule.f(ts[:-1]), schedule.g2(ts[:-1])
+    x, path, h = x0.to(torch.float64).clone(), [x0.clone()], t_end / n_steps
+    for i in range(n_steps):
+        x = x + f[i] * x * h + torch.sqrt(g2[i] * h) * torch.randn(x.shape, generator=generator, dtype=torch.float64)
+        if return_path:
+            path.append(x.clone())
+    return (x, torch.stack(path)) if return_path else x
+
+
+def reverse_sde_sample(score_fn, schedule: Schedule, x_init: torch.Tensor, n_steps: int, t_start: float = 1.0, t_end: float = 1e-3,
+                       generator=None, return_path: bool = False):
+    """Euler–Maruyama for the reverse SDE ``dx = [f_t x - g_t^2 score(x, t)] dt + g_t dw`` from ``t_start`` down to ``t_end``."""
+    n_steps = _check_steps(n_steps)
+    if not t_start > t_end:
+        raise ValueError(f"t_start must exceed t_end, got {t_start} <= {t_end}")
+    ts = torch.linspace(t_start, t_end, n_steps + 1, dtype=torch.float64)
+    h = (t_start - t_end) / n_steps
+    x, path = x_init.to(torch.float64).clone(), [x_init.clone()]
+    for i in range(n_steps):
+        t = float(ts[i])
+        f, g2 = schedule.f(t), schedule.g2(t)
+        x = x - (f * x - g2 * score_fn(x, t)) * h + math.sqrt(g2 * h) * torch.randn(x.shape, generator=generator, dtype=torch.float64)
+        if return_path:
+            path.append(x.clone())
+    return (x, torch.stack(path)) if return_path else x
+
+
+def pf_ode_velocity(score_fn, schedule: Schedule):
+    """The probability-flow ODE's velocity ``f_t x - g_t^2 score(x, t) / 2``."""
+    def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
+        return schedule.f(t) * x - 0.5 * schedule.g2(t) * score_fn(x, t)
+    return velocity
+
+
+def ode_sample(velocity_fn, x_init: torch.Tensor, n_steps: int, t_start: float = 1.0, t_end: float = 0.0, method: str = "euler",
+               return_path: bool = False):
+    """Integrate ``dx/dt = v(x, t)`` from ``t_start`` to ``t_end`` with ``n_steps`` Euler, Heun or RK4 steps."""
+    n_steps = _check_steps(n_steps)
+    if method not in ("euler", "heun", "rk4"):
+        raise ValueError(f"method must be 'euler', 'heun' or 'rk4', got {method!r}")
+    ts = np.linspace(t_start, t_end, n_steps + 1)
+    x, path = x_init.to(torch.float64).clone(), [x_init.clone()]
+    for t0, t1 in zip(ts[:-1], ts[1:]):
+        h = t1 - t0
+        k1 = velocity_fn(x, t0)
+        if method == "euler":
+            x = x + h * k1
+        elif method == "heun":
+            x = x + h / 2 * (k1 + velocity_fn(x + h * k1, t1))
+        else:
+            k2 = velocity_fn(x + h / 2 * k1, t0 + h / 2)
+            k3 = velocity_fn(x + h / 2 * k2, t0 + h / 2)
+            x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + velocity_fn(x + h * k3, t1))
+        if return_path:
+            path.append(x.clone())
+    return (x, torch.stack(path)) if return_path else x
+
+
+def w1_to_cdf(samples, cdf_fn, lo: float, hi: float, n_grid: int = 4001) -> float:
+    """1-D Wasserstein-1 distance ``int |F_n - F| dx`` on a grid over ``[lo, hi]`` (samples outside are clipped)."""
+    s = np.sort(np.asarray(samples, dtype=float).ravel())
+    grid = np.linspace(lo, hi, n_grid)
+    emp = np.searchsorted(s, grid, side="right") / s.size
+    exact = np.asarray(cdf_fn(grid), dtype=float).ravel()
+    return float(np.trapezoid(np.abs(emp - exact), grid))
+
+
+def make_mlp(in_dim: int, out_dim: int, hidden: int = 64, depth: int = 2, act: str = "silu") -> torch.nn.Sequential:
+    """A small MLP (float64): ``depth`` hidden layers of width ``hidden``."""
+    acts = {"silu": torch.nn.SiLU, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}
+    if act not in acts:
+        raise ValueError(f"act must be one of {tuple(acts)}, got {act!r}")
+    layers, width = [], in_dim
+    for _ in range(depth):
+        layers += [torch.nn.Linear(width, hidden, dtype=torch.float64), acts[act]()]
+        width = hidden
+    layers.append(torch.nn.Linear(width, out_dim, dtype=torch.float64))
+    return torch.nn.Sequential(*layers)
