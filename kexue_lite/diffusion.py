@@ -83,10 +83,12 @@ class Schedule:
     """
 
     def __init__(self, alpha_fn: Callable[[torch.Tensor], torch.Tensor], beta_fn: Callable[[torch.Tensor], torch.Tensor],
-                 name: str = "schedule", t_max: float = 1.0):
+                 name: str = "schedule", t_max: float = 1.0, beta2_fn: Callable[[torch.Tensor], torch.Tensor] | None = None):
         if not callable(alpha_fn) or not callable(beta_fn):
             raise TypeError("alpha_fn and beta_fn must be callables of a float64 tensor")
         self._alpha, self._beta, self.name, self.t_max = alpha_fn, beta_fn, name, t_max
+        # beta^2 directly where beta = sqrt(...) would give autograd an infinite slope at beta = 0
+        self._beta2 = beta2_fn or (lambda t: beta_fn(t) ** 2)
 
     def __repr__(self) -> str:
         return f"Schedule({self.name})"
@@ -108,7 +110,7 @@ class Schedule:
         if (tt > self.t_max).any():
             raise ValueError(f"the SDE coefficients of {self.name} diverge near t = 1; use t <= {self.t_max}")
         tt = tt.clone().requires_grad_(True)
-        a, b = self._alpha(tt), self._beta(tt)
+        a, b2 = self._alpha(tt), self._beta2(tt)
 
         def derivative(y: torch.Tensor) -> torch.Tensor:  # a constant (e.g. VE's alpha = 1) has no graph
             if not y.requires_grad:
@@ -116,7 +118,7 @@ class Schedule:
             (dy,) = torch.autograd.grad(y.sum(), tt, retain_graph=True)
             return dy.detach()
 
-        return derivative(torch.log(a)), (a.detach() ** 2) * derivative(b**2 / a**2), kind
+        return derivative(torch.log(a)), (a.detach() ** 2) * derivative(b2 / a**2), kind
 
     def f(self, t):
         """Drift coefficient ``f_t = d/dt ln alpha_t``."""
@@ -133,7 +135,8 @@ def vp_exp(c: float = 5.0) -> Schedule:
     """VP schedule ``alpha = exp(-c t^2)``, ``beta = sqrt(1 - alpha^2)`` (DDPM's linear betas are close to ``c = 5``)."""
     if not c > 0:
         raise ValueError(f"c must be positive, got {c}")
-    return Schedule(lambda t: torch.exp(-c * t**2), lambda t: torch.sqrt(-torch.expm1(-2 * c * t**2)), f"vp_exp({c:g})")
+    return Schedule(lambda t: torch.exp(-c * t**2), lambda t: torch.sqrt(-torch.expm1(-2 * c * t**2)), f"vp_exp({c:g})",
+                    beta2_fn=lambda t: -torch.expm1(-2 * c * t**2))
 
 
 def vp_cosine(t_max: float = 0.9999) -> Schedule:
@@ -157,7 +160,8 @@ def from_log_snr(fn: Callable[[torch.Tensor], torch.Tensor], name: str = "from_l
     """VP schedule with a given log-SNR ``lambda(t)``: ``alpha = sqrt(sigmoid(lambda))``, ``beta = sqrt(sigmoid(-lambda))``."""
     if not callable(fn):
         raise TypeError("fn must be a callable of a float64 tensor")
-    return Schedule(lambda t: torch.sqrt(torch.sigmoid(fn(t))), lambda t: torch.sqrt(torch.sigmoid(-fn(t))), name)
+    return Schedule(lambda t: torch.sqrt(torch.sigmoid(fn(t))), lambda t: torch.sqrt(torch.sigmoid(-fn(t))), name,
+                    beta2_fn=lambda t: torch.sigmoid(-fn(t)))
 
 
 def ddpm_discrete(beta_start: float = 1e-4, beta_end: float = 0.02, T: int = 1000) -> tuple[np.ndarray, np.ndarray]:

@@ -93,3 +93,72 @@ def test_pooling_and_multiscale_loss():
         diff.avg_pool(x, 3)
     with pytest.raises(ValueError, match="same shape"):
         diff.multiscale_mse(np.ones((4, 4)), np.ones((2, 2)))
+
+
+def test_gaussian_mixture_exact_quantities():
+    gm = diff.two_mode_1d()
+    x = torch.linspace(-4, 4, 41, dtype=torch.float64)[:, None].requires_grad_(True)
+    (auto,) = torch.autograd.grad(gm.log_prob(x).sum(), x)
+    np.testing.assert_allclose(gm.score(x.detach()).numpy(), auto.numpy(), atol=1e-12)
+    dens = np.exp(gm.log_prob(np.linspace(-8, 8, 20001)[:, None]).numpy())
+    assert np.trapezoid(dens, np.linspace(-8, 8, 20001)) == pytest.approx(1, abs=1e-9)
+    q = np.array([0.1, 0.3, 0.7, 0.95])
+    np.testing.assert_allclose(gm.cdf(gm.icdf(q)[:, None]).numpy(), q, atol=1e-12)
+    a, b = 0.6, 0.8
+    dg = gm.diffuse(a, b)
+    xs = torch.linspace(-3, 3, 7, dtype=torch.float64)[:, None]
+    np.testing.assert_allclose(gm.score_t(xs, torch.full((7, 1), a, dtype=torch.float64), torch.full((7, 1), b, dtype=torch.float64)).numpy(),
+                               dg.score(xs).numpy(), atol=1e-12)
+    # Tweedie against a direct posterior mean by quadrature
+    grid = torch.linspace(-8, 8, 40001, dtype=torch.float64)
+    x_obs = 0.4
+    post = torch.exp(gm.log_prob(grid[:, None]) - (x_obs - a * grid) ** 2 / (2 * b**2))
+    direct = float((grid * post).sum() / post.sum())
+    assert float(gm.posterior_mean(torch.tensor([[x_obs]], dtype=torch.float64), a, b)) == pytest.approx(direct, abs=1e-8)
+    g = torch.Generator().manual_seed(0)
+    s = gm.sample(200_000, g)
+    assert float((s > 0).double().mean()) == pytest.approx(0.7, abs=0.005)
+    ring = diff.GaussianMixture(np.ones(3), np.array([[0.0, 1], [1, 0], [-1, 0]]), np.array([[[0.2, 0.05], [0.05, 0.1]]] * 3))
+    y = torch.randn(5, 2, dtype=torch.float64).requires_grad_(True)
+    (auto2,) = torch.autograd.grad(ring.log_prob(y).sum(), y)
+    np.testing.assert_allclose(ring.score(y.detach()).numpy(), auto2.numpy(), atol=1e-12)
+    with pytest.raises(ValueError, match="positive definite"):
+        diff.GaussianMixture([1.0], [[0.0, 0.0]], [[[1.0, 2.0], [2.0, 1.0]]])
+    with pytest.raises(ValueError, match="weights"):
+        diff.GaussianMixture([-1.0, 2.0], [[0.0], [1.0]], [1.0, 1.0])
+    with pytest.raises(ValueError, match="one-dimensional"):
+        ring.cdf(torch.zeros(2, 2))
+
+
+def test_samplers_and_metrics():
+    gm = diff.two_mode_1d()
+    vp = diff.vp_exp(5.0)
+    g = torch.Generator().manual_seed(1)
+
+    def score(x, t):
+        return gm.diffuse(vp.alpha(t), vp.beta(t)).score(x)
+
+    q = (np.arange(200) + 0.5) / 200
+    x1 = gm.diffuse(vp.alpha(1.0), vp.beta(1.0)).icdf(q)[:, None]
+    ref = gm.diffuse(vp.alpha(1e-3), vp.beta(1e-3)).icdf(q)
+    errs = {m: float((diff.ode_sample(diff.pf_ode_velocity(score, vp), x1, 100, 1.0, 1e-3, m)[:, 0] - ref).abs().mean())
+            for m in ("euler", "heun", "rk4")}
+    assert errs["rk4"] < errs["heun"] < errs["euler"] < 0.01
+    out = diff.reverse_sde_sample(score, vp, gm.diffuse(vp.alpha(1.0), vp.beta(1.0)).sample(4000, g), 100, generator=g)
+    assert diff.w1_to_cdf(out.numpy(), lambda z: gm.cdf(z[:, None]).numpy(), -5, 5) < 0.06
+    x_end = diff.forward_sde(torch.full((4000, 1), 1.5, dtype=torch.float64), vp, 400, generator=g)
+    assert float(x_end.var()) == pytest.approx(vp.beta(1.0) ** 2, rel=0.1)
+    exact = gm.sample(20000, g).numpy()
+    assert diff.w1_to_cdf(exact, lambda z: gm.cdf(z[:, None]).numpy(), -5, 5) < 0.03
+    data = torch.randn(10, 2, dtype=torch.float64)
+    xq = torch.randn(4, 2, dtype=torch.float64).requires_grad_(True)
+    lp = torch.logsumexp(-((xq[:, None] - 0.5 * data[None]) ** 2).sum(-1) / (2 * 0.7**2), 1)
+    (auto,) = torch.autograd.grad(lp.sum(), xq)
+    np.testing.assert_allclose(diff.empirical_score(xq.detach(), data, 0.5, 0.7).numpy(), auto.numpy(), atol=1e-12)
+    assert isinstance(diff.make_mlp(2, 1), torch.nn.Sequential)
+    with pytest.raises(ValueError, match="n_steps"):
+        diff.ode_sample(lambda x, t: x, torch.zeros(2, 1), 0)
+    with pytest.raises(ValueError, match="t_start"):
+        diff.reverse_sde_sample(score, vp, torch.zeros(2, 1), 5, t_start=0.1, t_end=0.5)
+    with pytest.raises(ValueError, match="method"):
+        diff.ode_sample(lambda x, t: x, torch.zeros(2, 1), 3, method="midpoint")
