@@ -1,6 +1,7 @@
 """Diffusion models: noise schedules and their SDE coefficients, and signal-to-noise schedules for large images.
 
-Serves the ``generative`` part (kexue.fm/archives/9209 and 10047 so far; Song et al., score-based SDEs,
+Serves the ``generative`` part (kexue.fm/archives/9209, 9497, 10047 and 9687 so far; Liu, Gong & Liu, rectified
+flow, arXiv:2209.03003; Song et al., score-based SDEs,
 arXiv:2011.13456; Hoogeboom, Heek & Salimans, Simple diffusion, arXiv:2301.11093).
 
 Conventions (used everywhere below)
@@ -48,6 +49,18 @@ __all__ = [
     "ode_sample",
     "w1_to_cdf",
     "make_mlp",
+    "self_consuming_gaussian",
+    "self_consuming_categorical",
+    "log_var_drift",
+    "ring_mixture",
+    "rf_velocity",
+    "rf_velocity_from_score",
+    "nn_velocity",
+    "train_velocity_field",
+    "reflow_pairs",
+    "straightness",
+    "mmd_rbf",
+    "mode_coverage",
 ]
 
 
@@ -463,3 +476,166 @@ def make_mlp(in_dim: int, out_dim: int, hidden: int = 64, depth: int = 2, act: s
         width = hidden
     layers.append(torch.nn.Linear(width, out_dim, dtype=torch.float64))
     return torch.nn.Sequential(*layers)
+
+
+# ------------------------------------------------------------- self-consuming loops (9687)
+def self_consuming_gaussian(n: int, generations: int, chains: int, lam: float = 1.0, dim: int = 1, n_real: int = 0,
+                            fresh_real: bool = False, seed: int = 0) -> dict[str, np.ndarray]:
+    """Gaussian models refitted on their own samples, vectorised over independent chains.
+
+    Generation 0 is the truth ``N(0, I_dim)``. Model ``t`` is ``N(mean, lam * unbiased covariance)`` fitted to ``n``
+    samples of model ``t - 1`` plus ``n_real`` real samples (drawn once per chain, or afresh every generation
+    with ``fresh_real=True``). Returns ``mu`` ``(T+1, chains, dim)`` and ``var`` ``(T+1, chains)``, the trace of the
+    covariance divided by ``dim``.
+    """
+    for name, v in (("n", n), ("generations", generations), ("chains", chains), ("dim", dim)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if n + n_real < 2:
+        raise ValueError(f"need n + n_real >= 2 samples to estimate a variance, got {n + n_real}")
+    if not lam > 0:
+        raise ValueError(f"lam must be positive, got {lam}")
+    rng = np.random.default_rng(seed)
+    mu = np.zeros((chains, dim))
+    chol = np.broadcast_to(np.eye(dim), (chains, dim, dim)).copy()
+    real = rng.normal(size=(chains, n_real, dim))
+    mus, vars_ = [mu.copy()], [np.ones(chains)]
+    for _ in range(generations):
+        synthetic = mu[:, None, :] + np.einsum("rij,rkj->rki", chol, rng.normal(size=(chains, n, dim)))
+        if fresh_real:
+            real = rng.normal(size=(chains, n_real, dim))
+        batch = np.concatenate([synthetic, real], axis=1)
+        mu = batch.mean(1)
+        centred = batch - mu[:, None, :]
+        cov = lam * np.einsum("rki,rkj->rij", centred, centred) / (batch.shape[1] - 1)
+        chol = np.linalg.cholesky(cov + 1e-300 * np.eye(dim))
+        mus.append(mu.copy())
+        vars_.append(np.trace(cov, axis1=1, axis2=2) / dim)
+    return {"mu": np.stack(mus), "var": np.stack(vars_)}
+
+
+def self_consuming_categorical(p0: np.ndarray, n: int, generations: int, temperature: float = 1.0, seed: int = 0) -> dict[str, np.ndarray]:
+    """A categorical "language model" refitted on ``n`` of its own tokens per generation (maximum likelihood).
+
+    Before sampling, the model is sharpened by ``temperature`` (``p^(1/T)`` renormalised; ``T < 1`` trades
+    diversity for "quality"). A token with zero count is lost for good. Returns ``support`` and ``entropy``
+    ``(T+1,)`` and the distributions ``p`` ``(T+1, V)``.
+    """
+    p = np.asarray(p0, dtype=float)
+    if p.ndim != 1 or (p < 0).any() or p.sum() <= 0:
+        raise ValueError("p0 must be a non-negative 1-D array with a positive sum")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    rng = np.random.default_rng(seed)
+    p = p / p.sum()
+    ps = [p]
+    for _ in range(generations):
+        sharp = p ** (1 / temperature)
+        counts = rng.multinomial(n, sharp / sharp.sum())
+        p = counts / n
+        ps.append(p)
+    P = np.stack(ps)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = -np.where(P > 0, P * np.log(np.where(P > 0, P, 1)), 0).sum(1)
+    return {"support": (P > 0).sum(1), "entropy": entropy, "p": P}
+
+
+def log_var_drift(n: int) -> float:
+    """``E[log(s^2 / sigma^2)] = psi((n-1)/2) + log(2/(n-1))`` for the unbiased variance of ``n`` normal samples (< 0)."""
+    import scipy.special
+
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    return float(scipy.special.digamma((n - 1) / 2) + math.log(2 / (n - 1)))
+
+
+# ------------------------------------------------------------------- rectified flow (9497)
+def ring_mixture(k: int = 8, radius: float = 2.0, std: float = 0.15) -> GaussianMixture:
+    """``k`` equal isotropic Gaussians on a circle of the given radius (2-D)."""
+    angles = 2 * np.pi * np.arange(k) / k
+    return GaussianMixture(np.ones(k), radius * np.stack([np.cos(angles), np.sin(angles)], 1), np.full(k, std**2))
+
+
+def rf_velocity(mixture: GaussianMixture, x: torch.Tensor, t: float) -> torch.Tensor:
+    """Exact rectified-flow velocity ``E[x_1 - x_0 | x_t]`` for ``x_t = (1 - t) x_0 + t x_1``, ``x_0 ~ mixture``, ``x_1 ~ N(0, I)``.
+
+    Per component: ``-mu_k + (t I - (1 - t) Sigma_k) C_k^-1 (x - (1 - t) mu_k)`` with ``C_k = (1 - t)^2 Sigma_k + t^2 I``,
+    weighted by the responsibilities of the law of ``x_t``; valid on the closed interval ``[0, 1]``.
+    """
+    if not 0 <= t <= 1:
+        raise ValueError(f"t must lie in [0, 1], got {t}")
+    x = mixture._x(x)
+    eye = torch.eye(mixture.dim, dtype=torch.float64)
+    C = (1 - t) ** 2 * mixture.covs + t**2 * eye
+    gain = (t * eye - (1 - t) * mixture.covs) @ torch.linalg.inv(C)  # (K, d, d)
+    centred = x[:, None, :] - (1 - t) * mixture.means[None]  # (n, K, d)
+    comp = -mixture.means[None] + torch.einsum("kij,nkj->nki", gain, centred)
+    resp = torch.softmax(mixture.diffuse(1 - t, t)._component_logpdf(x), dim=1)
+    return (resp[:, :, None] * comp).sum(1)
+
+
+def rf_velocity_from_score(score_fn):
+    """The rectified-flow velocity from the score of the linear-interpolation marginals: ``-(x + t score(x, t)) / (1 - t)``."""
+    def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
+        if t >= 1:
+            raise ValueError("the score form is 0/0 at t = 1; use rf_velocity")
+        return -(x + t * score_fn(x, t)) / (1 - t)
+    return velocity
+
+
+def nn_velocity(net: torch.nn.Module):
+    """Wrap a network taking ``cat([x, t], -1)`` as a velocity function (evaluated without gradients)."""
+    def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
+        with torch.no_grad():
+            return net(torch.cat([x, torch.full_like(x[:, :1], t)], 1))
+    return velocity
+
+
+def train_velocity_field(pair_sampler, dim: int, steps: int = 2000, batch: int = 512, lr: float = 2e-3, hidden: int = 128,
+                         depth: int = 2, seed: int = 0) -> torch.nn.Module:
+    """Fit ``v_theta(x_t, t)`` to ``x_1 - x_0`` on ``x_t = (1 - t) x_0 + t x_1``, ``t ~ U(0, 1)`` (Adam, cosine decay).
+
+    ``pair_sampler(batch, generator) -> (x0, x1)``: independent pairs for rectified flow, fixed coupled pairs for reflow.
+    """
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    net = make_mlp(dim + 1, dim, hidden=hidden, depth=depth)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for _ in range(_check_steps(steps)):
+        x0, x1 = pair_sampler(batch, gen)
+        t = torch.rand(batch, 1, generator=gen, dtype=torch.float64)
+        loss = ((net(torch.cat([(1 - t) * x0 + t * x1, t], 1)) - (x1 - x0)) ** 2).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    return net
+
+
+def reflow_pairs(velocity_fn, x1: torch.Tensor, n_steps: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coupled pairs ``(z_0, z_1)``: each noise sample ``z_1 = x1`` with the data point its flow reaches (pairing kept)."""
+    return ode_sample(velocity_fn, x1, n_steps, 1.0, 0.0, "euler"), x1
+
+
+def straightness(velocity_fn, x1: torch.Tensor, n_steps: int = 64) -> float:
+    """``(1/N) sum_k E |(x_1 - x_0) - v(x_{t_k}, t_k)|^2`` along the Euler trajectories from ``x1``: 0 for straight paths."""
+    x_end, path = ode_sample(velocity_fn, x1, n_steps, 1.0, 0.0, "euler", return_path=True)
+    ts = np.linspace(1.0, 0.0, n_steps + 1)
+    chord = x1 - x_end  # x_1 - x_0 along each path
+    return float(np.mean([((chord - velocity_fn(path[k], float(ts[k]))) ** 2).sum(1).mean() for k in range(n_steps)]))
+
+
+def mmd_rbf(x: torch.Tensor, y: torch.Tensor, bandwidth: float = 0.3) -> float:
+    """Squared maximum mean discrepancy with an RBF kernel (biased V-statistic)."""
+    def k(a, b):
+        return torch.exp(-torch.cdist(a, b) ** 2 / (2 * bandwidth**2)).mean()
+    return float(k(x, x) + k(y, y) - 2 * k(x, y))
+
+
+def mode_coverage(x: torch.Tensor, centers: torch.Tensor, radius: float) -> tuple[float, np.ndarray]:
+    """Fraction of samples within ``radius`` of some center, and the fraction of samples at each center."""
+    d = torch.cdist(x, centers)
+    near = d.min(1).values < radius
+    per = np.array([float(((d.argmin(1) == j) & near).double().mean()) for j in range(centers.shape[0])])
+    return float(near.double().mean()), per

@@ -162,3 +162,31 @@ def test_samplers_and_metrics():
         diff.reverse_sde_sample(score, vp, torch.zeros(2, 1), 5, t_start=0.1, t_end=0.5)
     with pytest.raises(ValueError, match="method"):
         diff.ode_sample(lambda x, t: x, torch.zeros(2, 1), 3, method="midpoint")
+
+
+def test_self_consuming_loops():
+    run = diff.self_consuming_gaussian(10, 20, 20000, seed=0)
+    assert run["mu"].shape == (21, 20000, 1) and run["var"].shape == (21, 20000)
+    assert run["mu"][20, :, 0].var() == pytest.approx(20 / 10, rel=0.1)
+    se = np.log(run["var"][20]).std() / np.sqrt(20000)
+    assert abs(np.log(run["var"][20]).mean() - 20 * diff.log_var_drift(10)) < 4 * se
+    assert run["var"][20].mean() == pytest.approx(1, rel=0.1)
+    trunc = diff.self_consuming_gaussian(10, 5, 20000, lam=0.8, seed=1)
+    assert trunc["var"][5].mean() == pytest.approx(0.8**5, rel=0.05)
+    fresh = diff.self_consuming_gaussian(5, 50, 2000, n_real=5, fresh_real=True, dim=2, seed=2)
+    assert np.median(fresh["var"][50]) > 0.7
+    import scipy.special
+
+    assert diff.log_var_drift(20) == pytest.approx(scipy.special.digamma(9.5) + math.log(2 / 19))
+    rng = np.random.default_rng(0)  # Monte Carlo of E log(chi2_k / k)
+    k = 9
+    assert np.log(rng.chisquare(k, 400_000) / k).mean() == pytest.approx(diff.log_var_drift(k + 1), abs=0.005)
+    cat = diff.self_consuming_categorical(np.arange(1, 101) ** -1.0, 500, 20, temperature=0.9, seed=3)
+    assert np.all(np.diff(cat["support"]) <= 0) and cat["p"].shape == (21, 100)
+    np.testing.assert_allclose(cat["p"].sum(1), 1)
+    with pytest.raises(ValueError, match="n \\+ n_real"):
+        diff.self_consuming_gaussian(1, 3, 10)
+    with pytest.raises(ValueError, match="lam"):
+        diff.self_consuming_gaussian(5, 3, 10, lam=0)
+    with pytest.raises(ValueError, match="temperature"):
+        diff.self_consuming_categorical(np.ones(3), 10, 2, temperature=0)
