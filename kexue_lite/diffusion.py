@@ -628,6 +628,8 @@ def straightness(velocity_fn, x1: torch.Tensor, n_steps: int = 64) -> float:
 
 def mmd_rbf(x: torch.Tensor, y: torch.Tensor, bandwidth: float = 0.3) -> float:
     """Squared maximum mean discrepancy with an RBF kernel (biased V-statistic)."""
+    if not bandwidth > 0:
+        raise ValueError(f"bandwidth must be positive, got {bandwidth}")
     def k(a, b):
         return torch.exp(-torch.cdist(a, b) ** 2 / (2 * bandwidth**2)).mean()
     return float(k(x, x) + k(y, y) - 2 * k(x, y))
@@ -635,6 +637,8 @@ def mmd_rbf(x: torch.Tensor, y: torch.Tensor, bandwidth: float = 0.3) -> float:
 
 def mode_coverage(x: torch.Tensor, centers: torch.Tensor, radius: float) -> tuple[float, np.ndarray]:
     """Fraction of samples within ``radius`` of some center, and the fraction of samples at each center."""
+    if not radius > 0:
+        raise ValueError(f"radius must be positive, got {radius}")
     d = torch.cdist(x, centers)
     near = d.min(1).values < radius
     per = np.array([float(((d.argmin(1) == j) & near).double().mean()) for j in range(centers.shape[0])])

@@ -190,3 +190,60 @@ def test_self_consuming_loops():
         diff.self_consuming_gaussian(5, 3, 10, lam=0)
     with pytest.raises(ValueError, match="temperature"):
         diff.self_consuming_categorical(np.ones(3), 10, 2, temperature=0)
+
+
+def test_rectified_flow_velocity():
+    ring = diff.ring_mixture(k=4, radius=2.0, std=0.3)
+    x = torch.randn(50, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    # endpoints: E[x_1 - x_0 | x_0 = x] = -x and E[x_1 - x_0 | x_1 = x] = x - E[x_0]
+    np.testing.assert_allclose(diff.rf_velocity(ring, x, 0.0).numpy(), -x.numpy(), atol=1e-12)
+    np.testing.assert_allclose(diff.rf_velocity(ring, x, 1.0).numpy(), x.numpy(), atol=1e-12)  # ring mean is 0
+    # interior: agrees with the score form -(x + t score) / (1 - t) of the marginal of (1 - t) x_0 + t x_1
+    from_score = diff.rf_velocity_from_score(lambda y, t: ring.diffuse(1 - t, t).score(y))
+    for t in (0.2, 0.5, 0.9):
+        np.testing.assert_allclose(diff.rf_velocity(ring, x, t).numpy(), from_score(x, t).numpy(), atol=1e-10)
+    # one Gaussian: the conditional mean is linear, so least squares on samples recovers it
+    g = diff.GaussianMixture([1.0], [[1.5]], [0.25])
+    gen = torch.Generator().manual_seed(2)
+    x0, x1 = g.sample(400_000, gen), torch.randn(400_000, 1, dtype=torch.float64, generator=gen)
+    t = 0.4
+    xt = (1 - t) * x0 + t * x1
+    design = torch.cat([xt, torch.ones_like(xt)], 1)
+    coef = torch.linalg.lstsq(design, x1 - x0).solution
+    probe = torch.tensor([[-1.0], [0.0], [2.0]], dtype=torch.float64)
+    np.testing.assert_allclose(diff.rf_velocity(g, probe, t).numpy(), (torch.cat([probe, torch.ones_like(probe)], 1) @ coef).numpy(), atol=0.01)
+    with pytest.raises(ValueError, match="t must lie"):
+        diff.rf_velocity(ring, x, 1.5)
+    with pytest.raises(ValueError, match="t = 1"):
+        from_score(x, 1.0)
+
+
+def test_flow_metrics():
+    gen = torch.Generator().manual_seed(3)
+    x1 = torch.randn(256, 2, dtype=torch.float64, generator=gen)
+    # a constant velocity moves in straight lines; v(x, t) = x does not (x_t = x_1 e^{t - 1})
+    assert diff.straightness(lambda x, t: torch.ones_like(x), x1) < 1e-20
+    assert diff.straightness(lambda x, t: x, x1) > 1e-3
+    z0, z1 = diff.reflow_pairs(lambda x, t: torch.ones_like(x), x1, n_steps=8)
+    np.testing.assert_allclose(z0.numpy(), (x1 - 1).numpy(), atol=1e-12)
+    assert z1 is x1
+    n, h = 2000, 1.0
+    a = torch.randn(n, 2, dtype=torch.float64, generator=gen)
+    b = torch.randn(n, 2, dtype=torch.float64, generator=gen)
+    assert diff.mmd_rbf(a, a) == pytest.approx(0, abs=1e-12)
+    assert diff.mmd_rbf(a, b) == pytest.approx(diff.mmd_rbf(b, a), abs=1e-12)
+    # N(0, I) vs N(m, I) in 2-D: MMD^2 = 2 c (1 - exp(-|m|^2 / (2 (h^2 + 2)))), c = h^2 / (h^2 + 2),
+    # plus the V-statistic's diagonal bias 2 (1 - c) / n
+    c, m2 = h**2 / (h**2 + 2), 8.0
+    exact = 2 * c * (1 - math.exp(-m2 / (2 * (h**2 + 2)))) + 2 * (1 - c) / n
+    assert diff.mmd_rbf(a, b + 2.0, bandwidth=h) == pytest.approx(exact, abs=0.05)  # sampling sd about 0.017
+    assert diff.mmd_rbf(a, b, bandwidth=h) == pytest.approx(2 * (1 - c) / n, abs=2e-3)
+    centers = torch.tensor([[0.0, 0.0], [5.0, 0.0]], dtype=torch.float64)
+    pts = torch.tensor([[0.1, 0.0], [4.9, 0.1], [5.0, -0.1], [2.5, 0.0]], dtype=torch.float64)
+    covered, per = diff.mode_coverage(pts, centers, radius=0.5)
+    assert covered == pytest.approx(0.75)
+    np.testing.assert_allclose(per, [0.25, 0.5])
+    with pytest.raises(ValueError, match="bandwidth"):
+        diff.mmd_rbf(a, b, bandwidth=0.0)
+    with pytest.raises(ValueError, match="radius"):
+        diff.mode_coverage(pts, centers, radius=-1.0)
