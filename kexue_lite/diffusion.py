@@ -1,8 +1,9 @@
-"""Diffusion models: noise schedules and their SDE coefficients, and signal-to-noise schedules for large images.
+"""Generative models on exact toys: diffusion schedules and SDEs, rectified flow, SNR schedules, SiD, IGN, self-consuming loops.
 
-Serves the ``generative`` part (kexue.fm/archives/9209, 9497, 10047 and 9687 so far; Liu, Gong & Liu, rectified
-flow, arXiv:2209.03003; Song et al., score-based SDEs,
-arXiv:2011.13456; Hoogeboom, Heek & Salimans, Simple diffusion, arXiv:2301.11093).
+Serves the ``generative`` part (kexue.fm/archives/9209, 9497, 10047, 10085, 9969 and 9687; Liu, Gong & Liu,
+rectified flow, arXiv:2209.03003; Song et al., score-based SDEs, arXiv:2011.13456; Hoogeboom, Heek & Salimans, Simple
+diffusion, arXiv:2301.11093; Zhou et al., score identity distillation, arXiv:2404.04057; Shocher et al.,
+idempotent generative networks, arXiv:2311.01462).
 
 Conventions (used everywhere below)
 -----------------------------------
@@ -186,6 +187,24 @@ def ddpm_discrete(beta_start: float = 1e-4, beta_end: float = 0.02, T: int = 100
 
 
 # ------------------------------------------------------------- log-SNR schedules (10047)
+def ddpm_posterior(abar_prev, beta_t) -> tuple:
+    """DDPM's ``q(x_{t-1} | x_t, x_0) = N(a x_0 + b x_t, beta_tilde)`` in **DDPM's convention** (``abar = alphas_cumprod``).
+
+    With ``alpha_t = 1 - beta_t`` and ``abar_t = abar_prev alpha_t``: ``a = sqrt(abar_prev) beta_t / (1 - abar_t)``,
+    ``b = sqrt(alpha_t) (1 - abar_prev) / (1 - abar_t)``, ``beta_tilde = beta_t (1 - abar_prev) / (1 - abar_t)``
+    (Ho et al. 2020, eqs. 6-7). numpy-vectorised.
+    """
+    abar_prev, beta_t = np.asarray(abar_prev, dtype=np.float64), np.asarray(beta_t, dtype=np.float64)
+    if not np.all((beta_t > 0) & (beta_t < 1)):
+        raise ValueError("beta_t must lie in (0, 1)")
+    if not np.all((abar_prev > 0) & (abar_prev <= 1)):
+        raise ValueError("abar_prev must lie in (0, 1]")
+    alpha_t = 1 - beta_t
+    abar_t = abar_prev * alpha_t
+    return (np.sqrt(abar_prev) * beta_t / (1 - abar_t), np.sqrt(alpha_t) * (1 - abar_prev) / (1 - abar_t),
+            beta_t * (1 - abar_prev) / (1 - abar_t))
+
+
 def _np_or_torch(t):
     return torch if isinstance(t, torch.Tensor) else np
 
@@ -643,3 +662,250 @@ def mode_coverage(x: torch.Tensor, centers: torch.Tensor, radius: float) -> tupl
     near = d.min(1).values < radius
     per = np.array([float(((d.argmin(1) == j) & near).double().mean()) for j in range(centers.shape[0])])
     return float(near.double().mean()), per
+
+
+# ------------------------------------------------------------- idempotent generative networks (9969)
+def frozen_call(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` with detached parameters (``torch.func.functional_call``): gradients reach ``x`` only."""
+    params = {name: p.detach() for name, p in module.named_parameters()}
+    return torch.func.functional_call(module, params, (x,))
+
+
+def _distance(a: torch.Tensor, b: torch.Tensor, dist: str) -> torch.Tensor:
+    gap = a - b
+    return (gap.abs() if dist == "l1" else gap**2).sum(-1).mean()
+
+
+def ign_losses(f: torch.nn.Module, x: torch.Tensor, z: torch.Tensor, dist: str = "l1",
+               clamp_ratio: float | None = 1.5) -> dict[str, torch.Tensor]:
+    """The three IGN terms (Shocher et al. 2023, eqs. 5-9) with ``delta(y) = d(f(y), y)``.
+
+    ``rec = d(f(x), x)``; ``idem = d(f_frozen(f(z)), f(z))`` trains the inner ``f``; ``tight_raw = d(f(sg f(z)), sg f(z))``
+    trains the outer ``f``; ``tight = -tanh(tight_raw / (a sg(rec))) a sg(rec)`` (clamped) or ``-tight_raw``.
+    """
+    if dist not in ("l1", "l2"):
+        raise ValueError(f"dist must be 'l1' or 'l2', got {dist!r}")
+    if clamp_ratio is not None and not clamp_ratio > 0:
+        raise ValueError(f"clamp_ratio must be positive or None, got {clamp_ratio}")
+    rec = _distance(f(x), x, dist)
+    fz = f(z)
+    idem = _distance(frozen_call(f, fz), fz, dist)
+    fz_sg = fz.detach()
+    tight_raw = _distance(f(fz_sg), fz_sg, dist)
+    if clamp_ratio is None:
+        tight = -tight_raw
+    else:
+        scale = clamp_ratio * rec.detach()  # as rec -> 0 the clamped term -> 0 (|tight| <= scale); no 0/0 at rec = 0
+        safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+        tight = torch.where(scale > 0, -torch.tanh(tight_raw / safe) * scale, 0 * tight_raw)
+    return {"rec": rec, "idem": idem, "tight_raw": tight_raw, "tight": tight}
+
+
+def ign_total_loss(losses: dict[str, torch.Tensor], weights: tuple[float, float, float] = (20.0, 20.0, 2.5)) -> torch.Tensor:
+    """``lambda_r rec + lambda_i idem + lambda_t tight`` (the paper's weights by default)."""
+    w_r, w_i, w_t = weights
+    return w_r * losses["rec"] + w_i * losses["idem"] + w_t * losses["tight"]
+
+
+def gan_single_loss(D: torch.nn.Module, G: torch.nn.Module, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """``mean[D(x) - 2 D(sg G(z)) + D(G(z))]``: one loss whose gradients are the discriminator's and the generator's.
+
+    WGAN sign convention of the article: ``D`` minimises its score on real data (low = real).
+    """
+    g = G(z)
+    return (D(x) - 2 * D(g.detach()) + D(g)).mean()
+
+
+def train_ign(data_sampler, dim: int, steps: int = 800, batch: int = 256, lr: float = 1e-3, hidden: int = 64, depth: int = 2,
+              weights: tuple[float, float, float] = (20.0, 20.0, 2.5), clamp_ratio: float | None = 1.5, dist: str = "l1",
+              seed: int = 0, snapshot_every: int = 0, z_probe: torch.Tensor | None = None):
+    """Train an IGN ``f`` (Adam, betas (0.5, 0.999)) on ``data_sampler(batch, generator)`` with ``z ~ N(0, I)``.
+
+    Returns ``(f, history)``: per-step ``rec``, ``idem``, ``tight_raw`` and, every ``snapshot_every`` steps (with step 0),
+    ``f(z_probe)`` in ``history["snapshots"]`` as ``(step, outputs)`` pairs.
+    """
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    f = make_mlp(dim, dim, hidden=hidden, depth=depth)
+    opt = torch.optim.Adam(f.parameters(), lr=lr, betas=(0.5, 0.999))
+    history: dict[str, list] = {"rec": [], "idem": [], "tight_raw": [], "snapshots": []}
+    for step in range(_check_steps(steps) + 1):
+        if snapshot_every and z_probe is not None and step % snapshot_every == 0:
+            with torch.no_grad():
+                history["snapshots"].append((step, f(z_probe)))
+        if step == steps:
+            break
+        losses = ign_losses(f, data_sampler(batch, gen), torch.randn(batch, dim, generator=gen, dtype=torch.float64),
+                            dist=dist, clamp_ratio=clamp_ratio)
+        opt.zero_grad()
+        ign_total_loss(losses, weights).backward()
+        opt.step()
+        for key in ("rec", "idem", "tight_raw"):
+            history[key].append(float(losses[key].detach()))
+    return f, history
+
+
+# ------------------------------------------------------------- score identity distillation (10085)
+def eps_to_x0(x_t, eps, alpha, beta):
+    """``x0_hat = (x_t - beta eps) / alpha`` (from ``x_t = alpha x_0 + beta eps``)."""
+    return (x_t - beta * eps) / alpha
+
+
+def x0_to_eps(x_t, x0_hat, alpha, beta):
+    """``eps = (x_t - alpha x0_hat) / beta``, the inverse of :func:`eps_to_x0`."""
+    return (x_t - alpha * x0_hat) / beta
+
+
+def sid_losses(eps_teacher: torch.Tensor, eps_fake: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample SiD losses at one ``x_t = alpha g(z) + beta noise``, summed over feature dimensions:
+
+    ``L1 = |eps_teacher - eps_fake|^2`` and ``L2 = <eps_teacher - eps_fake, eps_teacher - noise>`` (equal in expectation
+    when ``eps_fake`` is the optimal denoiser of the student's samples). Gradients flow through every argument's graph.
+    """
+    if not eps_teacher.shape == eps_fake.shape == noise.shape:
+        raise ValueError(f"eps_teacher, eps_fake and noise must share a shape, got {tuple(eps_teacher.shape)}, "
+                         f"{tuple(eps_fake.shape)}, {tuple(noise.shape)}")
+    gap = eps_teacher - eps_fake
+    return (gap**2).sum(-1), (gap * (eps_teacher - noise)).sum(-1)
+
+
+def sid_generator_loss(eps_teacher: torch.Tensor, eps_fake: torch.Tensor, noise: torch.Tensor, lam: float = 1.2) -> torch.Tensor:
+    """``mean(L2 - lam L1)``, the paper's generator loss (its ``alpha = 1.2`` is our ``lam``)."""
+    l1, l2 = sid_losses(eps_teacher, eps_fake, noise)
+    return (l2 - lam * l1).mean()
+
+
+def linear_gaussian_sid_grads(a, b, mu: float, sigma: float, alpha_bar, beta_bar) -> dict[str, tuple]:
+    """Closed-form gradients in ``(a, b)`` for teacher ``N(mu, sigma^2)`` and student ``x_0 = a z + b`` at one noise level.
+
+    ``'true'``: gradient of ``D = L1(theta, psi*(theta))``; ``'l1'``, ``'l2'``: gradients of ``L1``, ``L2`` with the fake
+    denoiser frozen at ``psi*(theta)``. With ``A = alpha_bar``, ``B = beta_bar``, ``P = A^2 a^2 + B^2``,
+    ``Q = A^2 sigma^2 + B^2``: ``dD/da = 2 A^4 B^2 a (a^2 - sigma^2)(P + Q) / (P^2 Q^2)``, ``dD/db = 2 A^2 B^2 (b - mu) / Q^2``,
+    ``dL1/da = 2 A^6 B^2 a (a^2 - sigma^2)^2 / (P^2 Q^2)``, ``dL1/db = 2 A^4 B^2 (a^2 - sigma^2)(b - mu) / (P Q^2)``,
+    ``dL2/da = 2 A^4 B^2 a (a^2 - sigma^2) / (P Q^2)``, ``dL2/db = A^2 B^2 (b - mu)(2 A^2 a^2 - A^2 sigma^2 + B^2) / (P Q^2)``
+    (numpy-vectorised over any argument).
+    """
+    if not sigma > 0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
+    a, b, A, B = (np.asarray(v, dtype=np.float64) for v in (a, b, alpha_bar, beta_bar))
+    if not np.all(B > 0):
+        raise ValueError("beta_bar must be positive")
+    P, Q, s2 = A**2 * a**2 + B**2, A**2 * sigma**2 + B**2, sigma**2
+    return {
+        "true": (2 * A**4 * B**2 * a * (a**2 - s2) * (P + Q) / (P**2 * Q**2), 2 * A**2 * B**2 * (b - mu) / Q**2),
+        "l1": (2 * A**6 * B**2 * a * (a**2 - s2) ** 2 / (P**2 * Q**2), 2 * A**4 * B**2 * (a**2 - s2) * (b - mu) / (P * Q**2)),
+        "l2": (2 * A**4 * B**2 * a * (a**2 - s2) / (P * Q**2), A**2 * B**2 * (b - mu) * (2 * A**2 * a**2 - A**2 * s2 + B**2) / (P * Q**2)),
+    }
+
+
+class ResidualOnBase(torch.nn.Module):
+    """``base(x) + mlp(x)`` with the MLP's last layer zero-initialised: starts exactly as ``base``."""
+
+    def __init__(self, base: Callable[[torch.Tensor], torch.Tensor], in_dim: int, out_dim: int, hidden: int = 64, depth: int = 2):
+        super().__init__()
+        self.base = base
+        self.mlp = make_mlp(in_dim, out_dim, hidden=hidden, depth=depth)
+        torch.nn.init.zeros_(self.mlp[-1].weight)
+        torch.nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + self.mlp(x)
+
+
+def linear_gaussian_sid_descent(a0: float, b0: float, mu: float, sigma: float, loss: str, lam: float = 1.2, steps: int = 4000,
+                                lr: float = 0.05, t_range: tuple[float, float] = (0.1, 0.9), seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient descent on ``(log a, b)`` with the closed-form gradients, ``t ~ U(t_range)`` per step, cosine VP.
+
+    ``loss``: ``'true'``, ``'l1'``, ``'l2'`` or ``'sid'`` (= ``l2 - lam l1``). Returns the paths of ``a`` and ``b``
+    (``steps + 1`` values each, ``nan`` after a divergence); ``a`` stays positive because the step is taken in ``log a``
+    (no ``abs()`` clipping, which would hide a collapse).
+    """
+    if loss not in ("true", "l1", "l2", "sid"):
+        raise ValueError(f"loss must be 'true', 'l1', 'l2' or 'sid', got {loss!r}")
+    if not a0 > 0:
+        raise ValueError(f"a0 must be positive, got {a0}")
+    ts = np.random.default_rng(seed).uniform(*t_range, size=_check_steps(steps))
+    log_a, b = math.log(a0), float(b0)
+    a_path, b_path = [a0], [b]
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in ts:
+            a = math.exp(log_a)
+            g = linear_gaussian_sid_grads(a, b, mu, sigma, math.cos(math.pi * t / 2), math.sin(math.pi * t / 2))
+            ga, gb = (g["l2"][0] - lam * g["l1"][0], g["l2"][1] - lam * g["l1"][1]) if loss == "sid" else g[loss]
+            log_a, b = log_a - lr * a * float(ga), b - lr * float(gb)
+            if not (math.isfinite(log_a) and log_a < 700 and math.isfinite(b)):
+                break  # diverged: the rest of the path is nan
+            a_path.append(math.exp(log_a))
+            b_path.append(b)
+    pad = [math.nan] * (steps + 1 - len(a_path))
+    return np.array(a_path + pad), np.array(b_path + pad)
+
+
+def w1_to_quantiles(samples, icdf_fn) -> float:
+    """1-D Wasserstein-1 distance ``∫ |F_n^{-1}(q) - F^{-1}(q)| dq`` at the midpoints ``q_i = (i - 1/2) / n``.
+
+    Unlike :func:`w1_to_cdf` it needs no grid, so samples far outside the data range are charged in full.
+    """
+    s = np.sort(np.asarray(samples, dtype=np.float64).ravel())
+    if s.size == 0:
+        raise ValueError("samples must not be empty")
+    q = (np.arange(s.size) + 0.5) / s.size
+    return float(np.mean(np.abs(s - np.asarray(icdf_fn(q), dtype=np.float64).ravel())))
+
+
+def _vp_cosine_coeffs(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.cos(math.pi * t / 2), torch.sin(math.pi * t / 2)
+
+
+def train_sid(teacher: GaussianMixture, loss: str = "sid", lam: float = 1.2, steps: int = 600, batch: int = 256,
+              fake_steps: int = 2, t_range: tuple[float, float] = (0.2, 0.8), hidden: int = 64, lr_g: float = 5e-4,
+              lr_fake: float = 2e-3, seed: int = 0, snapshot_every: int = 0, z_probe: torch.Tensor | None = None):
+    """Distil a one-step generator from the exact teacher denoiser ``teacher.eps_t`` (cosine VP), SiD-style.
+
+    Generator ``g = z + mlp(z)`` and fake denoiser ``eps_psi = eps_teacher + mlp(x_t, t)`` both start at their base
+    (SiD initialises the fake net from the teacher). Each generator step is preceded by ``fake_steps`` denoising steps of
+    the fake net on detached student samples. ``loss``: ``'l1'`` (mean L1), ``'l2'`` (mean L2) or ``'sid'`` (L2 - lam L1).
+    The generator's gradient flows through ``x_t`` into both denoisers, but only the generator's optimiser steps on it.
+    Returns ``(g, snapshots)`` with ``(step, g(z_probe))`` pairs every ``snapshot_every`` steps (and at step 0).
+    """
+    if loss not in ("l1", "l2", "sid"):
+        raise ValueError(f"loss must be 'l1', 'l2' or 'sid', got {loss!r}")
+    torch.manual_seed(seed)
+    gen_ = torch.Generator().manual_seed(seed)
+    d = teacher.dim
+
+    def teacher_eps(inp: torch.Tensor) -> torch.Tensor:
+        alpha, beta = _vp_cosine_coeffs(inp[:, d:])
+        return teacher.eps_t(inp[:, :d], alpha, beta)
+
+    g = ResidualOnBase(lambda z: z, d, d, hidden)
+    fake = ResidualOnBase(teacher_eps, d + 1, d, hidden)
+    opt_g, opt_f = torch.optim.Adam(g.parameters(), lr=lr_g), torch.optim.Adam(fake.parameters(), lr=lr_fake)
+
+    def noised(x0: torch.Tensor):
+        t = t_range[0] + (t_range[1] - t_range[0]) * torch.rand(x0.shape[0], 1, generator=gen_, dtype=torch.float64)
+        eps = torch.randn(x0.shape, generator=gen_, dtype=torch.float64)
+        alpha, beta = _vp_cosine_coeffs(t)
+        return torch.cat([alpha * x0 + beta * eps, t], 1), eps
+
+    snapshots = []
+    for step in range(_check_steps(steps) + 1):
+        if snapshot_every and z_probe is not None and step % snapshot_every == 0:
+            with torch.no_grad():
+                snapshots.append((step, g(z_probe)))
+        if step == steps:
+            break
+        for _ in range(fake_steps):
+            with torch.no_grad():
+                x0 = g(torch.randn(batch, d, generator=gen_, dtype=torch.float64))
+            inp, eps = noised(x0)
+            opt_f.zero_grad()
+            ((fake(inp) - eps) ** 2).sum(-1).mean().backward()
+            opt_f.step()
+        inp, eps = noised(g(torch.randn(batch, d, generator=gen_, dtype=torch.float64)))
+        l1, l2 = sid_losses(teacher_eps(inp), fake(inp), eps)
+        objective = {"l1": l1.mean(), "l2": l2.mean(), "sid": (l2 - lam * l1).mean()}[loss]
+        opt_g.zero_grad()
+        objective.backward()
+        opt_g.step()
+    return g, snapshots

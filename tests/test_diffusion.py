@@ -247,3 +247,159 @@ def test_flow_metrics():
         diff.mmd_rbf(a, b, bandwidth=0.0)
     with pytest.raises(ValueError, match="radius"):
         diff.mode_coverage(pts, centers, radius=-1.0)
+
+
+def _tiny(i, o, seed):
+    torch.manual_seed(seed)
+    return diff.make_mlp(i, o, hidden=16, depth=1)
+
+
+def test_gan_single_loss_gradients():
+    D, G = _tiny(2, 1, 0), _tiny(2, 2, 1)
+    gen = torch.Generator().manual_seed(0)
+    x, z = torch.randn(64, 2, generator=gen, dtype=torch.float64), torch.randn(64, 2, generator=gen, dtype=torch.float64)
+    single = torch.autograd.grad(diff.gan_single_loss(D, G, x, z), [*D.parameters(), *G.parameters()])
+    nd = len(list(D.parameters()))
+    d_loss = (D(x) - D(G(z).detach())).mean()  # discriminator: low score on real, high on fake
+    g_loss = D(G(z)).mean()  # generator: low score on fake
+    for got, want in zip(single[:nd], torch.autograd.grad(d_loss, list(D.parameters()))):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-14)
+    for got, want in zip(single[nd:], torch.autograd.grad(g_loss, list(G.parameters()))):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-14)
+
+
+def test_ign_losses_match_the_frozen_copy_formulation():
+    import copy
+
+    f = _tiny(2, 2, 2)
+    gen = torch.Generator().manual_seed(1)
+    x, z = torch.randn(64, 2, generator=gen, dtype=torch.float64), torch.randn(64, 2, generator=gen, dtype=torch.float64)
+    w = (20.0, 20.0, 2.5)
+    for clamp in (None, 1.5):
+        ours = torch.autograd.grad(diff.ign_total_loss(diff.ign_losses(f, x, z, clamp_ratio=clamp), w), list(f.parameters()))
+        # the paper's loop: a deep copy of f with gradients off plays f' in every frozen slot
+        f_copy = copy.deepcopy(f).requires_grad_(False)
+        fz, fz_copy = f(z), f_copy(z)
+        rec = (f(x) - x).abs().sum(1).mean()
+        idem = (f_copy(fz) - fz).abs().sum(1).mean()
+        tight = -(f(fz_copy) - fz_copy).abs().sum(1).mean()
+        if clamp is not None:
+            tight = torch.tanh(tight / (clamp * rec.detach())) * clamp * rec.detach()
+        ref = torch.autograd.grad(w[0] * rec + w[1] * idem + w[2] * tight, list(f.parameters()))
+        ours_losses = diff.ign_losses(f, x, z, clamp_ratio=clamp)  # idem and tight_raw: same value, different gradients
+        assert float(ours_losses["idem"].detach()) == pytest.approx(float(ours_losses["tight_raw"].detach()), rel=1e-14)
+        for got, want in zip(ours, ref):
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    # frozen_call: same values, no parameter gradients
+    xg = x.clone().requires_grad_(True)
+    y = diff.frozen_call(f, xg)
+    torch.testing.assert_close(y, f(x))
+    grads = torch.autograd.grad(y.sum(), [xg, *f.parameters()], allow_unused=True)
+    assert grads[0] is not None and all(g is None for g in grads[1:])
+
+
+def test_ign_identity_trap_and_errors():
+    ident = torch.nn.Linear(1, 1, dtype=torch.float64)
+    with torch.no_grad():
+        ident.weight.fill_(1.0)
+        ident.bias.zero_()
+    x, z = torch.randn(32, 1, dtype=torch.float64), torch.randn(32, 1, dtype=torch.float64)
+    for clamp in (None, 1.5):
+        losses = diff.ign_losses(ident, x, z, clamp_ratio=clamp)
+        assert all(float(v.detach()) == 0.0 for v in losses.values())  # every term vanishes at f = id, with no 0/0 in the clamp
+    with pytest.raises(ValueError, match="dist"):
+        diff.ign_losses(ident, x, z, dist="l3")
+    with pytest.raises(ValueError, match="clamp_ratio"):
+        diff.ign_losses(ident, x, z, clamp_ratio=0.0)
+    modes = diff.GaussianMixture([0.5, 0.5], [[-1.5], [1.5]], [0.01, 0.01])
+    probe = torch.zeros(5, 1, dtype=torch.float64)
+    f, hist = diff.train_ign(lambda b, g: modes.sample(b, g), 1, steps=20, batch=32, snapshot_every=10, z_probe=probe)
+    assert len(hist["rec"]) == 20 and [s for s, _ in hist["snapshots"]] == [0, 10, 20]
+    torch.testing.assert_close(hist["snapshots"][-1][1], f(probe).detach())
+
+
+def test_sid_losses_and_conversions():
+    gen = torch.Generator().manual_seed(4)
+    et, ef, eps = (torch.randn(10, 3, generator=gen, dtype=torch.float64) for _ in range(3))
+    l1, l2 = diff.sid_losses(et, ef, eps)
+    np.testing.assert_allclose(l1.numpy(), ((et - ef) ** 2).sum(1).numpy(), atol=1e-14)
+    np.testing.assert_allclose(l2.numpy(), ((et - ef) * (et - eps)).sum(1).numpy(), atol=1e-14)
+    assert float(diff.sid_generator_loss(et, ef, eps, lam=1.2)) == pytest.approx(float((l2 - 1.2 * l1).mean()), abs=1e-14)
+    x_t, alpha, beta = torch.randn(10, 3, generator=gen, dtype=torch.float64), 0.6, 0.8
+    np.testing.assert_allclose(diff.x0_to_eps(x_t, diff.eps_to_x0(x_t, eps, alpha, beta), alpha, beta).numpy(), eps.numpy(), atol=1e-14)
+    with pytest.raises(ValueError, match="share a shape"):
+        diff.sid_losses(et, ef[:, :2], eps)
+
+
+def test_linear_gaussian_sid_grads_by_finite_differences():
+    # teacher N(mu, sigma^2), student a z + b, one noise level: L1 and L2 are Gaussian moments (written out here)
+    mu, sigma, A, B = 1.0, 0.5, 0.8, 0.6
+    Q = A**2 * sigma**2 + B**2
+
+    def losses(a, b, a_f, b_f):  # the fake denoiser is optimal for the student (a_f, b_f)
+        P_f = A**2 * a_f**2 + B**2
+        # eps_phi - eps_psi = c_z z + c_e e + c_0 and eps_phi - e = k_z z + k_e e + k_0 with z, e independent N(0, 1)
+        c_z, c_e, c_0 = B * A * a * (1 / Q - 1 / P_f), B**2 * (1 / Q - 1 / P_f), B * A * ((b - mu) / Q - (b - b_f) / P_f)
+        k_z, k_e, k_0 = B * A * a / Q, B**2 / Q - 1, B * A * (b - mu) / Q
+        return c_z**2 + c_e**2 + c_0**2, c_z * k_z + c_e * k_e + c_0 * k_0
+
+    h = 1e-6
+    for a, b in ((0.3, 2.0), (1.4, -0.5)):
+        g = diff.linear_gaussian_sid_grads(a, b, mu, sigma, A, B)
+        true_da = (losses(a + h, b, a + h, b)[0] - losses(a - h, b, a - h, b)[0]) / (2 * h)
+        true_db = (losses(a, b + h, a, b + h)[0] - losses(a, b - h, a, b - h)[0]) / (2 * h)
+        np.testing.assert_allclose(g["true"], (true_da, true_db), rtol=1e-6)
+        for k, key in enumerate(("l1", "l2")):
+            da = (losses(a + h, b, a, b)[k] - losses(a - h, b, a, b)[k]) / (2 * h)
+            db = (losses(a, b + h, a, b)[k] - losses(a, b - h, a, b)[k]) / (2 * h)
+            np.testing.assert_allclose(g[key], (da, db), rtol=1e-6)
+        assert losses(a, b, a, b)[0] == pytest.approx(losses(a, b, a, b)[1], rel=1e-12)  # L1 = L2 at psi*
+    with pytest.raises(ValueError, match="sigma"):
+        diff.linear_gaussian_sid_grads(1.0, 0.0, 0.0, 0.0, 0.5, 0.5)
+    with pytest.raises(ValueError, match="beta_bar"):
+        diff.linear_gaussian_sid_grads(1.0, 0.0, 0.0, 1.0, 1.0, 0.0)
+
+
+def test_linear_gaussian_sid_descent_and_helpers():
+    a, b = diff.linear_gaussian_sid_descent(0.2, 2.0, 1.0, 0.5, "sid", steps=1000)
+    assert abs(a[-1] - 0.5) + abs(b[-1] - 1.0) < 2e-3
+    a, b = diff.linear_gaussian_sid_descent(0.2, 2.0, 1.0, 0.5, "l1", steps=1000)
+    assert a[-1] < 0.1 and abs(b[-1]) > 10 and (a > 0).all()
+    with pytest.raises(ValueError, match="loss"):
+        diff.linear_gaussian_sid_descent(0.2, 2.0, 1.0, 0.5, "l3")
+    with pytest.raises(ValueError, match="a0"):
+        diff.linear_gaussian_sid_descent(0.0, 2.0, 1.0, 0.5, "sid")
+    # W1 by quantiles: a shift by c costs exactly c; exact quantiles cost 0
+    gm = diff.two_mode_1d()
+    q = (np.arange(1000) + 0.5) / 1000
+    assert diff.w1_to_quantiles(gm.icdf(q).numpy(), gm.icdf) == pytest.approx(0, abs=1e-12)
+    assert diff.w1_to_quantiles(gm.icdf(q).numpy() + 0.3, gm.icdf) == pytest.approx(0.3, abs=1e-12)
+    with pytest.raises(ValueError, match="empty"):
+        diff.w1_to_quantiles([], gm.icdf)
+    base = diff.ResidualOnBase(lambda x: 2 * x, 1, 1, 8)
+    xs = torch.randn(5, 1, dtype=torch.float64)
+    torch.testing.assert_close(base(xs), 2 * xs)
+    g, snaps = diff.train_sid(gm, "sid", steps=4, batch=16, snapshot_every=2, z_probe=xs)
+    assert [s for s, _ in snaps] == [0, 2, 4]
+    torch.testing.assert_close(snaps[0][1], xs)  # the generator starts as the identity
+    with pytest.raises(ValueError, match="loss"):
+        diff.train_sid(gm, "gan")
+
+
+def test_ddpm_posterior_by_gaussian_conditioning():
+    # x_0 fixed; x_{t-1} = sqrt(abar_prev) x_0 + sqrt(1 - abar_prev) e1, x_t = sqrt(alpha_t) x_{t-1} + sqrt(beta_t) e2:
+    # condition the jointly Gaussian pair (x_{t-1}, x_t) on x_t (covariances written out independently)
+    abar_prev, beta_t = 0.7, 0.02
+    alpha_t = 1 - beta_t
+    var_prev = 1 - abar_prev
+    var_t = alpha_t * var_prev + beta_t
+    cov = math.sqrt(alpha_t) * var_prev
+    gain = cov / var_t  # coefficient of x_t in E[x_{t-1} | x_t, x_0]
+    a, b, var = diff.ddpm_posterior(abar_prev, beta_t)
+    assert float(b) == pytest.approx(gain, rel=1e-12)
+    assert float(a) == pytest.approx(math.sqrt(abar_prev) - gain * math.sqrt(alpha_t * abar_prev), rel=1e-12)
+    assert float(var) == pytest.approx(var_prev - cov**2 / var_t, rel=1e-12)
+    with pytest.raises(ValueError, match="beta_t"):
+        diff.ddpm_posterior(0.5, 1.0)
+    with pytest.raises(ValueError, match="abar_prev"):
+        diff.ddpm_posterior(0.0, 0.1)
