@@ -1,4 +1,4 @@
-"""Unit tests of kexue_lite.diffusion (schedules, SDE coefficients, log-SNR schedules, pooling)."""
+"""Unit tests of kexue_lite.diffusion: schedules and SDEs, mixtures, samplers, flows, SiD, IGN, self-consuming loops."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kexue_lite import diffusion as diff
 
@@ -403,3 +405,38 @@ def test_ddpm_posterior_by_gaussian_conditioning():
         diff.ddpm_posterior(0.5, 1.0)
     with pytest.raises(ValueError, match="abar_prev"):
         diff.ddpm_posterior(0.0, 0.1)
+
+
+_pos = st.floats(0.05, 3.0)
+PROPS = settings(max_examples=30, deadline=None, derandomize=True)
+
+
+@PROPS
+@given(a=_pos, b=st.floats(-3, 3), mu=st.floats(-3, 3), sigma=_pos, t=st.floats(0.05, 0.95))
+def test_sid_gradient_signs(a, b, mu, sigma, t):
+    A, B = math.cos(math.pi * t / 2), math.sin(math.pi * t / 2)
+    g = diff.linear_gaussian_sid_grads(a, b, mu, sigma, A, B)
+    P, Q = A**2 * a**2 + B**2, A**2 * sigma**2 + B**2
+    assert g["l1"][0] >= 0  # naive L1 never widens the student
+    assert float(g["l2"][0]) == pytest.approx(float(g["true"][0]) * P / (P + Q), rel=1e-9, abs=1e-300)
+    assert np.sign(g["true"][1]) == np.sign(b - mu)  # the true b-gradient always points at mu
+    # lambda = 1: both factors positive, so the SiD gradient has the true gradient's signs
+    mix = (g["l2"][0] - g["l1"][0], g["l2"][1] - g["l1"][1])
+    assert np.sign(mix[0]) == np.sign(g["true"][0]) and np.sign(mix[1]) == np.sign(g["true"][1])
+
+
+@PROPS
+@given(w=st.floats(0.1, 0.9), m=st.floats(-2, 2), s1=st.floats(0.1, 1.0), s2=st.floats(0.1, 1.0), t=st.floats(0.05, 0.95))
+def test_rf_velocity_equals_score_form(w, m, s1, s2, t):
+    gm = diff.GaussianMixture([w, 1 - w], [[m], [m + 1.5]], [s1**2, s2**2])
+    x = torch.linspace(-3, 3, 13, dtype=torch.float64)[:, None]
+    from_score = diff.rf_velocity_from_score(lambda y, t_: gm.diffuse(1 - t_, t_).score(y))
+    np.testing.assert_allclose(diff.rf_velocity(gm, x, t).numpy(), from_score(x, t).numpy(), atol=1e-9)
+
+
+@PROPS
+@given(c=st.floats(-5, 5), n=st.integers(1, 400))
+def test_w1_to_quantiles_charges_a_shift_exactly(c, n):
+    gm = diff.two_mode_1d()
+    q = (np.arange(n) + 0.5) / n
+    assert diff.w1_to_quantiles(gm.icdf(q).numpy() + c, gm.icdf) == pytest.approx(abs(c), abs=1e-9)
