@@ -186,7 +186,6 @@ def ddpm_discrete(beta_start: float = 1e-4, beta_end: float = 0.02, T: int = 100
     return np.arange(1, T + 1) / T, np.sqrt(np.cumprod(1 - betas))
 
 
-# ------------------------------------------------------------- log-SNR schedules (10047)
 def ddpm_posterior(abar_prev, beta_t) -> tuple:
     """DDPM's ``q(x_{t-1} | x_t, x_0) = N(a x_0 + b x_t, beta_tilde)`` in **DDPM's convention** (``abar = alphas_cumprod``).
 
@@ -205,6 +204,7 @@ def ddpm_posterior(abar_prev, beta_t) -> tuple:
             beta_t * (1 - abar_prev) / (1 - abar_t))
 
 
+# ------------------------------------------------------------- log-SNR schedules (10047)
 def _np_or_torch(t):
     return torch if isinstance(t, torch.Tensor) else np
 
