@@ -13,6 +13,10 @@ Conventions (used everywhere below)
 * ``log_snr = log(alpha^2 / beta^2)``; variance preserving (VP) means ``alpha^2 + beta^2 = 1``.
 * The forward SDE ``dx = f_t x dt + g_t dw`` has ``f_t = d/dt ln alpha_t`` and
   ``g_t^2 = alpha_t^2 d/dt (beta_t^2 / alpha_t^2)``, computed here by autograd in float64.
+* Devices: results stay on the device of the input tensors. A :class:`GaussianMixture` lives on one device
+  (``device=`` or :meth:`GaussianMixture.to`) and refuses inputs on another. Random draws are made on the device of
+  the ``torch.Generator`` passed in (the trainers use a CPU generator), then moved, so one seed gives the same
+  numbers on CPU and CUDA.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ __all__ = [
     "linear_interp",
     "from_log_snr",
     "ddpm_discrete",
+    "ddpm_posterior",
     "logsnr_cosine",
     "logsnr_shifted",
     "logsnr_interpolated",
@@ -50,6 +55,8 @@ __all__ = [
     "ode_sample",
     "w1_to_cdf",
     "make_mlp",
+    "train_denoiser",
+    "nn_score",
     "self_consuming_gaussian",
     "self_consuming_categorical",
     "log_var_drift",
@@ -62,7 +69,41 @@ __all__ = [
     "straightness",
     "mmd_rbf",
     "mode_coverage",
+    "frozen_call",
+    "ign_losses",
+    "ign_total_loss",
+    "gan_single_loss",
+    "train_ign",
+    "train_gan",
+    "eps_to_x0",
+    "x0_to_eps",
+    "sid_losses",
+    "sid_generator_loss",
+    "linear_gaussian_sid_grads",
+    "ResidualOnBase",
+    "linear_gaussian_sid_descent",
+    "w1_to_quantiles",
+    "train_sid",
 ]
+
+
+def _randn(shape, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """float64 standard normals drawn on the generator's device (``device`` without one), returned on ``device``."""
+    where = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, dtype=torch.float64, device=where).to(device)
+
+
+def _rand(shape, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """float64 uniforms on [0, 1), drawn like :func:`_randn`."""
+    where = generator.device if generator is not None else device
+    return torch.rand(shape, generator=generator, dtype=torch.float64, device=where).to(device)
+
+
+def _numpy(v) -> np.ndarray:
+    """float64 numpy copy of an array or a tensor on any device."""
+    if isinstance(v, torch.Tensor):
+        v = v.detach().cpu().numpy()
+    return np.asarray(v, dtype=np.float64)
 
 
 # ------------------------------------------------------------------------------ schedules
@@ -290,20 +331,28 @@ class GaussianMixture:
     """A mixture of Gaussians in ``d`` dimensions with exact density, score and diffused law (torch float64).
 
     ``weights`` ``(K,)`` (normalised), ``means`` ``(K, d)``, ``covs``: variances ``(K,)``, diagonals ``(K, d)`` or
-    full matrices ``(K, d, d)``. Inputs ``x`` are ``(n, d)`` tensors or arrays; outputs are float64 tensors.
+    full matrices ``(K, d, d)`` (lists, arrays or tensors). It lives on ``device`` (default: that of a tensor argument,
+    else the CPU). Inputs ``x`` are ``(n, d)`` tensors on that device or arrays; outputs are float64 tensors there.
     """
 
-    def __init__(self, weights, means, covs):
-        w = torch.as_tensor(np.asarray(weights, dtype=float))
-        mu = torch.as_tensor(np.asarray(means, dtype=float))
+    def __init__(self, weights, means, covs, device: str | torch.device | None = None):
+        if device is None:
+            device = next((v.device for v in (weights, means, covs) if isinstance(v, torch.Tensor)), "cpu")
+
+        def tensor(v) -> torch.Tensor:
+            if isinstance(v, torch.Tensor):
+                return v.detach().to(device=device, dtype=torch.float64, copy=True)
+            return torch.as_tensor(np.asarray(v, dtype=float), device=device)
+
+        w, mu, c = tensor(weights), tensor(means), tensor(covs)
+        self.device = w.device  # with its index: "cuda" becomes cuda:0, the device tensors report
         if mu.ndim == 1:
             mu = mu[:, None]
         K, d = mu.shape
         if w.shape != (K,) or (w < 0).any() or w.sum() <= 0:
             raise ValueError(f"weights must be {K} non-negative numbers with a positive sum, got {w.tolist()}")
-        c = torch.as_tensor(np.asarray(covs, dtype=float))
         if c.shape == (K,):
-            c = c[:, None, None] * torch.eye(d, dtype=torch.float64)
+            c = c[:, None, None] * torch.eye(d, dtype=torch.float64, device=self.device)
         elif c.shape == (K, d):
             c = torch.diag_embed(c)
         elif c.shape != (K, d, d):
@@ -318,8 +367,17 @@ class GaussianMixture:
     def dim(self) -> int:
         return int(self.means.shape[1])
 
+    def to(self, device: str | torch.device) -> GaussianMixture:
+        """The same mixture on ``device``."""
+        return GaussianMixture(self.weights, self.means, self.covs, device=device)
+
     def _x(self, x) -> torch.Tensor:
-        x = torch.as_tensor(np.asarray(x, dtype=float)) if not isinstance(x, torch.Tensor) else x.to(torch.float64)
+        if isinstance(x, torch.Tensor):
+            if x.device != self.device:
+                raise ValueError(f"x is on {x.device} but the mixture is on {self.device}; use mixture.to({str(x.device)!r})")
+            x = x.to(torch.float64)
+        else:
+            x = torch.as_tensor(np.asarray(x, dtype=float), device=self.device)
         if x.ndim == 1 and self.dim == 1:
             x = x[:, None]
         if x.ndim != 2 or x.shape[1] != self.dim:
@@ -327,8 +385,10 @@ class GaussianMixture:
         return x
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        comp = torch.multinomial(self.weights, n, replacement=True, generator=generator)
-        z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
+        """``n`` samples on the mixture's device, drawn with ``generator`` on the generator's own device."""
+        where = generator.device if generator is not None else self.device
+        comp = torch.multinomial(self.weights.to(where), n, replacement=True, generator=generator).to(self.device)
+        z = _randn((n, self.dim), generator, self.device)
         return self.means[comp] + (self._chol[comp] @ z[:, :, None])[:, :, 0]
 
     def _component_logpdf(self, x: torch.Tensor) -> torch.Tensor:
@@ -349,12 +409,13 @@ class GaussianMixture:
 
     def diffuse(self, alpha: float, beta: float) -> GaussianMixture:
         """The law of ``alpha x_0 + beta eps``: means ``alpha mu_k``, covariances ``alpha^2 Sigma_k + beta^2 I``."""
-        eye = torch.eye(self.dim, dtype=torch.float64)
-        return GaussianMixture(self.weights.numpy(), (alpha * self.means).numpy(), (alpha**2 * self.covs + beta**2 * eye).numpy())
+        eye = torch.eye(self.dim, dtype=torch.float64, device=self.device)
+        return GaussianMixture(self.weights, alpha * self.means, alpha**2 * self.covs + beta**2 * eye)
 
     def score_t(self, x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
         """Score of the diffused law with per-sample ``alpha, beta`` (``(n, 1)``), differentiable in ``x``."""
-        eye = torch.eye(self.dim, dtype=torch.float64)
+        x = self._x(x)
+        eye = torch.eye(self.dim, dtype=torch.float64, device=self.device)
         cov = alpha[:, :, None, None] ** 2 * self.covs[None] + beta[:, :, None, None] ** 2 * eye  # (n, K, d, d)
         prec = torch.linalg.inv(cov)
         diff = x[:, None, :] - alpha[:, :, None] * self.means[None]
@@ -383,7 +444,7 @@ class GaussianMixture:
         """Quantiles by bisection (100 halvings), 1-D only."""
         if self.dim != 1:
             raise ValueError("icdf is defined for one-dimensional mixtures only")
-        q = torch.as_tensor(np.asarray(q, dtype=float))
+        q = torch.as_tensor(_numpy(q), device=self.device)
         sd = torch.sqrt(self.covs[:, 0, 0])
         lo = torch.full_like(q, float((self.means[:, 0] - 40 * sd).min()))
         hi = torch.full_like(q, float((self.means[:, 0] + 40 * sd).max()))
@@ -416,11 +477,12 @@ def _check_steps(n_steps: object) -> int:
 def forward_sde(x0: torch.Tensor, schedule: Schedule, n_steps: int, t_end: float = 1.0, generator=None, return_path: bool = False):
     """Euler–Maruyama for ``dx = f_t x dt + g_t dw`` from ``t = 0`` to ``t_end``; returns ``x_{t_end}`` (and the path)."""
     n_steps = _check_steps(n_steps)
-    ts = torch.linspace(0, t_end, n_steps + 1, dtype=torch.float64)
-    f, g2 = schedule.f(ts[:-1]), schedule.g2(ts[:-1])
-    x, path, h = x0.to(torch.float64).clone(), [x0.clone()], t_end / n_steps
+    ts = np.linspace(0, t_end, n_steps + 1)[:-1]
+    f, g2 = schedule.f(ts).tolist(), schedule.g2(ts).tolist()
+    x, h = x0.to(torch.float64).clone(), t_end / n_steps
+    path = [x.clone()]
     for i in range(n_steps):
-        x = x + f[i] * x * h + torch.sqrt(g2[i] * h) * torch.randn(x.shape, generator=generator, dtype=torch.float64)
+        x = x + f[i] * x * h + math.sqrt(g2[i] * h) * _randn(x.shape, generator, x.device)
         if return_path:
             path.append(x.clone())
     return (x, torch.stack(path)) if return_path else x
@@ -434,11 +496,12 @@ def reverse_sde_sample(score_fn, schedule: Schedule, x_init: torch.Tensor, n_ste
         raise ValueError(f"t_start must exceed t_end, got {t_start} <= {t_end}")
     ts = torch.linspace(t_start, t_end, n_steps + 1, dtype=torch.float64)
     h = (t_start - t_end) / n_steps
-    x, path = x_init.to(torch.float64).clone(), [x_init.clone()]
+    x = x_init.to(torch.float64).clone()
+    path = [x.clone()]
     for i in range(n_steps):
         t = float(ts[i])
         f, g2 = schedule.f(t), schedule.g2(t)
-        x = x - (f * x - g2 * score_fn(x, t)) * h + math.sqrt(g2 * h) * torch.randn(x.shape, generator=generator, dtype=torch.float64)
+        x = x - (f * x - g2 * score_fn(x, t)) * h + math.sqrt(g2 * h) * _randn(x.shape, generator, x.device)
         if return_path:
             path.append(x.clone())
     return (x, torch.stack(path)) if return_path else x
@@ -458,7 +521,8 @@ def ode_sample(velocity_fn, x_init: torch.Tensor, n_steps: int, t_start: float =
     if method not in ("euler", "heun", "rk4"):
         raise ValueError(f"method must be 'euler', 'heun' or 'rk4', got {method!r}")
     ts = np.linspace(t_start, t_end, n_steps + 1)
-    x, path = x_init.to(torch.float64).clone(), [x_init.clone()]
+    x = x_init.to(torch.float64).clone()
+    path = [x.clone()]
     for t0, t1 in zip(ts[:-1], ts[1:]):
         h = t1 - t0
         k1 = velocity_fn(x, t0)
@@ -477,24 +541,60 @@ def ode_sample(velocity_fn, x_init: torch.Tensor, n_steps: int, t_start: float =
 
 def w1_to_cdf(samples, cdf_fn, lo: float, hi: float, n_grid: int = 4001) -> float:
     """1-D Wasserstein-1 distance ``int |F_n - F| dx`` on a grid over ``[lo, hi]`` (samples outside are clipped)."""
-    s = np.sort(np.asarray(samples, dtype=float).ravel())
+    s = np.sort(_numpy(samples).ravel())
     grid = np.linspace(lo, hi, n_grid)
     emp = np.searchsorted(s, grid, side="right") / s.size
-    exact = np.asarray(cdf_fn(grid), dtype=float).ravel()
+    exact = _numpy(cdf_fn(grid)).ravel()
     return float(np.trapezoid(np.abs(emp - exact), grid))
 
 
-def make_mlp(in_dim: int, out_dim: int, hidden: int = 64, depth: int = 2, act: str = "silu") -> torch.nn.Sequential:
-    """A small MLP (float64): ``depth`` hidden layers of width ``hidden``."""
+def make_mlp(in_dim: int, out_dim: int, hidden: int = 64, depth: int = 2, act: str = "silu",
+             device: str | torch.device | None = None) -> torch.nn.Sequential:
+    """A small MLP (float64, on ``device``): ``depth`` hidden layers of width ``hidden``."""
     acts = {"silu": torch.nn.SiLU, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}
     if act not in acts:
         raise ValueError(f"act must be one of {tuple(acts)}, got {act!r}")
     layers, width = [], in_dim
     for _ in range(depth):
-        layers += [torch.nn.Linear(width, hidden, dtype=torch.float64), acts[act]()]
+        layers += [torch.nn.Linear(width, hidden, dtype=torch.float64, device=device), acts[act]()]
         width = hidden
-    layers.append(torch.nn.Linear(width, out_dim, dtype=torch.float64))
+    layers.append(torch.nn.Linear(width, out_dim, dtype=torch.float64, device=device))
     return torch.nn.Sequential(*layers)
+
+
+def train_denoiser(data_sampler, dim: int, schedule: Schedule, steps: int = 2000, batch: int = 512, lr: float = 2e-3,
+                   hidden: int = 64, depth: int = 2, t_min: float = 1e-3, seed: int = 0,
+                   device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Denoising score matching: fit ``eps_theta(x_t, t)`` to ``eps`` on ``x_t = alpha_t x_0 + beta_t eps``, ``t ~ U[t_min, 1]``.
+
+    Loss ``E |eps_theta - eps|^2`` (Adam); its minimiser is ``-beta_t grad log p_t`` (see :func:`nn_score`).
+    ``data_sampler(batch, generator)`` gets a seeded CPU generator; batches are moved to ``device``, where the net lives.
+    """
+    if not 0 <= t_min < 1:
+        raise ValueError(f"t_min must lie in [0, 1), got {t_min}")
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    net = make_mlp(dim + 1, dim, hidden=hidden, depth=depth, device=device)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    for _ in range(_check_steps(steps)):
+        x0 = data_sampler(batch, gen).to(device)
+        t = t_min + (1 - t_min) * _rand((batch, 1), gen, device)
+        eps = _randn(x0.shape, gen, device)
+        x_t = schedule.alpha(t) * x0 + schedule.beta(t) * eps
+        loss = ((net(torch.cat([x_t, t], 1)) - eps) ** 2).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return net
+
+
+def nn_score(net: torch.nn.Module, schedule: Schedule):
+    """The score ``-eps_theta(x, t) / beta_t`` of a noise-prediction net taking ``cat([x, t], -1)`` (no gradients)."""
+    def score(x: torch.Tensor, t: float) -> torch.Tensor:
+        with torch.no_grad():
+            return -net(torch.cat([x, torch.full_like(x[:, :1], t)], 1)) / schedule.beta(t)
+    return score
 
 
 # ------------------------------------------------------------- self-consuming loops (9687)
@@ -584,7 +684,7 @@ def rf_velocity(mixture: GaussianMixture, x: torch.Tensor, t: float) -> torch.Te
     if not 0 <= t <= 1:
         raise ValueError(f"t must lie in [0, 1], got {t}")
     x = mixture._x(x)
-    eye = torch.eye(mixture.dim, dtype=torch.float64)
+    eye = torch.eye(mixture.dim, dtype=torch.float64, device=x.device)
     C = (1 - t) ** 2 * mixture.covs + t**2 * eye
     gain = (t * eye - (1 - t) * mixture.covs) @ torch.linalg.inv(C)  # (K, d, d)
     centred = x[:, None, :] - (1 - t) * mixture.means[None]  # (n, K, d)
@@ -611,19 +711,21 @@ def nn_velocity(net: torch.nn.Module):
 
 
 def train_velocity_field(pair_sampler, dim: int, steps: int = 2000, batch: int = 512, lr: float = 2e-3, hidden: int = 128,
-                         depth: int = 2, seed: int = 0) -> torch.nn.Module:
+                         depth: int = 2, seed: int = 0, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Fit ``v_theta(x_t, t)`` to ``x_1 - x_0`` on ``x_t = (1 - t) x_0 + t x_1``, ``t ~ U(0, 1)`` (Adam, cosine decay).
 
-    ``pair_sampler(batch, generator) -> (x0, x1)``: independent pairs for rectified flow, fixed coupled pairs for reflow.
+    ``pair_sampler(batch, generator) -> (x0, x1)``: independent pairs for rectified flow, fixed coupled pairs for reflow;
+    ``generator`` is a seeded CPU generator and the pairs are moved to ``device``, where the net is trained.
     """
+    device = torch.device(device)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = make_mlp(dim + 1, dim, hidden=hidden, depth=depth)
+    net = make_mlp(dim + 1, dim, hidden=hidden, depth=depth, device=device)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     for _ in range(_check_steps(steps)):
-        x0, x1 = pair_sampler(batch, gen)
-        t = torch.rand(batch, 1, generator=gen, dtype=torch.float64)
+        x0, x1 = (v.to(device) for v in pair_sampler(batch, gen))
+        t = _rand((batch, 1), gen, device)
         loss = ((net(torch.cat([(1 - t) * x0 + t * x1, t], 1)) - (x1 - x0)) ** 2).sum(1).mean()
         opt.zero_grad()
         loss.backward()
@@ -718,24 +820,26 @@ def gan_single_loss(D: torch.nn.Module, G: torch.nn.Module, x: torch.Tensor, z: 
 
 def train_ign(data_sampler, dim: int, steps: int = 800, batch: int = 256, lr: float = 1e-3, hidden: int = 64, depth: int = 2,
               weights: tuple[float, float, float] = (20.0, 20.0, 2.5), clamp_ratio: float | None = 1.5, dist: str = "l1",
-              seed: int = 0, snapshot_every: int = 0, z_probe: torch.Tensor | None = None):
+              seed: int = 0, snapshot_every: int = 0, z_probe: torch.Tensor | None = None, device: str | torch.device = "cpu"):
     """Train an IGN ``f`` (Adam, betas (0.5, 0.999)) on ``data_sampler(batch, generator)`` with ``z ~ N(0, I)``.
 
+    ``generator`` is a seeded CPU generator; the batches are moved to ``device``, where ``f`` lives.
     Returns ``(f, history)``: per-step ``rec``, ``idem``, ``tight_raw`` and, every ``snapshot_every`` steps (with step 0),
-    ``f(z_probe)`` in ``history["snapshots"]`` as ``(step, outputs)`` pairs.
+    ``f(z_probe)`` in ``history["snapshots"]`` as ``(step, outputs)`` pairs (outputs on the CPU).
     """
+    device = torch.device(device)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    f = make_mlp(dim, dim, hidden=hidden, depth=depth)
+    f = make_mlp(dim, dim, hidden=hidden, depth=depth, device=device)
     opt = torch.optim.Adam(f.parameters(), lr=lr, betas=(0.5, 0.999))
     history: dict[str, list] = {"rec": [], "idem": [], "tight_raw": [], "snapshots": []}
     for step in range(_check_steps(steps) + 1):
         if snapshot_every and z_probe is not None and step % snapshot_every == 0:
             with torch.no_grad():
-                history["snapshots"].append((step, f(z_probe)))
+                history["snapshots"].append((step, f(z_probe.to(device)).cpu()))
         if step == steps:
             break
-        losses = ign_losses(f, data_sampler(batch, gen), torch.randn(batch, dim, generator=gen, dtype=torch.float64),
+        losses = ign_losses(f, data_sampler(batch, gen).to(device), _randn((batch, dim), gen, device),
                             dist=dist, clamp_ratio=clamp_ratio)
         opt.zero_grad()
         ign_total_loss(losses, weights).backward()
@@ -743,6 +847,40 @@ def train_ign(data_sampler, dim: int, steps: int = 800, batch: int = 256, lr: fl
         for key in ("rec", "idem", "tight_raw"):
             history[key].append(float(losses[key].detach()))
     return f, history
+
+
+def train_gan(data_sampler, dim: int, steps: int = 800, batch: int = 256, lr: float = 1e-3, hidden: int = 64, depth: int = 2,
+              seed: int = 0, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, torch.nn.Module, dict[str, list]]:
+    """A non-saturating GAN (Goodfellow et al. 2014) of IGN's size, the baseline for :func:`train_ign`.
+
+    Generator ``G`` and discriminator ``D`` are :func:`make_mlp` nets (``D`` outputs a logit); per step one Adam step
+    (betas (0.5, 0.999)) on ``E softplus(-D(x)) + E softplus(D(sg G(z)))`` for ``D``, then one on
+    ``E softplus(-D(G(z)))`` for ``G`` (with ``D`` frozen). Batches come from a seeded CPU generator, moved to
+    ``device``. Returns ``(G, D, history)`` with the per-step losses ``"d"`` and ``"g"``.
+    """
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    G = make_mlp(dim, dim, hidden=hidden, depth=depth, device=device)
+    D = make_mlp(dim, 1, hidden=hidden, depth=depth, device=device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
+    history: dict[str, list] = {"d": [], "g": []}
+    softplus = torch.nn.functional.softplus
+    for _ in range(_check_steps(steps)):
+        x = data_sampler(batch, gen).to(device)
+        fake = G(_randn((batch, dim), gen, device))
+        loss_d = softplus(-D(x)).mean() + softplus(D(fake.detach())).mean()
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        loss_g = softplus(-frozen_call(D, fake)).mean()
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        history["d"].append(float(loss_d.detach()))
+        history["g"].append(float(loss_g.detach()))
+    return G, D, history
 
 
 # ------------------------------------------------------------- score identity distillation (10085)
@@ -801,10 +939,11 @@ def linear_gaussian_sid_grads(a, b, mu: float, sigma: float, alpha_bar, beta_bar
 class ResidualOnBase(torch.nn.Module):
     """``base(x) + mlp(x)`` with the MLP's last layer zero-initialised: starts exactly as ``base``."""
 
-    def __init__(self, base: Callable[[torch.Tensor], torch.Tensor], in_dim: int, out_dim: int, hidden: int = 64, depth: int = 2):
+    def __init__(self, base: Callable[[torch.Tensor], torch.Tensor], in_dim: int, out_dim: int, hidden: int = 64, depth: int = 2,
+                 device: str | torch.device | None = None):
         super().__init__()
         self.base = base
-        self.mlp = make_mlp(in_dim, out_dim, hidden=hidden, depth=depth)
+        self.mlp = make_mlp(in_dim, out_dim, hidden=hidden, depth=depth, device=device)
         torch.nn.init.zeros_(self.mlp[-1].weight)
         torch.nn.init.zeros_(self.mlp[-1].bias)
 
@@ -846,11 +985,11 @@ def w1_to_quantiles(samples, icdf_fn) -> float:
 
     Unlike :func:`w1_to_cdf` it needs no grid, so samples far outside the data range are charged in full.
     """
-    s = np.sort(np.asarray(samples, dtype=np.float64).ravel())
+    s = np.sort(_numpy(samples).ravel())
     if s.size == 0:
         raise ValueError("samples must not be empty")
     q = (np.arange(s.size) + 0.5) / s.size
-    return float(np.mean(np.abs(s - np.asarray(icdf_fn(q), dtype=np.float64).ravel())))
+    return float(np.mean(np.abs(s - _numpy(icdf_fn(q)).ravel())))
 
 
 def _vp_cosine_coeffs(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -859,17 +998,22 @@ def _vp_cosine_coeffs(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def train_sid(teacher: GaussianMixture, loss: str = "sid", lam: float = 1.2, steps: int = 600, batch: int = 256,
               fake_steps: int = 2, t_range: tuple[float, float] = (0.2, 0.8), hidden: int = 64, lr_g: float = 5e-4,
-              lr_fake: float = 2e-3, seed: int = 0, snapshot_every: int = 0, z_probe: torch.Tensor | None = None):
+              lr_fake: float = 2e-3, seed: int = 0, snapshot_every: int = 0, z_probe: torch.Tensor | None = None,
+              device: str | torch.device = "cpu"):
     """Distil a one-step generator from the exact teacher denoiser ``teacher.eps_t`` (cosine VP), SiD-style.
 
     Generator ``g = z + mlp(z)`` and fake denoiser ``eps_psi = eps_teacher + mlp(x_t, t)`` both start at their base
     (SiD initialises the fake net from the teacher). Each generator step is preceded by ``fake_steps`` denoising steps of
     the fake net on detached student samples. ``loss``: ``'l1'`` (mean L1), ``'l2'`` (mean L2) or ``'sid'`` (L2 - lam L1).
     The generator's gradient flows through ``x_t`` into both denoisers, but only the generator's optimiser steps on it.
-    Returns ``(g, snapshots)`` with ``(step, g(z_probe))`` pairs every ``snapshot_every`` steps (and at step 0).
+    Noise is drawn from a seeded CPU generator and moved to ``device``, where the teacher (moved), the nets and the
+    updates live. Returns ``(g, snapshots)`` with ``(step, g(z_probe))`` pairs (on the CPU) every ``snapshot_every``
+    steps (and at step 0).
     """
     if loss not in ("l1", "l2", "sid"):
         raise ValueError(f"loss must be 'l1', 'l2' or 'sid', got {loss!r}")
+    device = torch.device(device)
+    teacher = teacher.to(device)
     torch.manual_seed(seed)
     gen_ = torch.Generator().manual_seed(seed)
     d = teacher.dim
@@ -878,13 +1022,13 @@ def train_sid(teacher: GaussianMixture, loss: str = "sid", lam: float = 1.2, ste
         alpha, beta = _vp_cosine_coeffs(inp[:, d:])
         return teacher.eps_t(inp[:, :d], alpha, beta)
 
-    g = ResidualOnBase(lambda z: z, d, d, hidden)
-    fake = ResidualOnBase(teacher_eps, d + 1, d, hidden)
+    g = ResidualOnBase(lambda z: z, d, d, hidden, device=device)
+    fake = ResidualOnBase(teacher_eps, d + 1, d, hidden, device=device)
     opt_g, opt_f = torch.optim.Adam(g.parameters(), lr=lr_g), torch.optim.Adam(fake.parameters(), lr=lr_fake)
 
     def noised(x0: torch.Tensor):
-        t = t_range[0] + (t_range[1] - t_range[0]) * torch.rand(x0.shape[0], 1, generator=gen_, dtype=torch.float64)
-        eps = torch.randn(x0.shape, generator=gen_, dtype=torch.float64)
+        t = t_range[0] + (t_range[1] - t_range[0]) * _rand((x0.shape[0], 1), gen_, device)
+        eps = _randn(x0.shape, gen_, device)
         alpha, beta = _vp_cosine_coeffs(t)
         return torch.cat([alpha * x0 + beta * eps, t], 1), eps
 
@@ -892,17 +1036,17 @@ def train_sid(teacher: GaussianMixture, loss: str = "sid", lam: float = 1.2, ste
     for step in range(_check_steps(steps) + 1):
         if snapshot_every and z_probe is not None and step % snapshot_every == 0:
             with torch.no_grad():
-                snapshots.append((step, g(z_probe)))
+                snapshots.append((step, g(z_probe.to(device)).cpu()))
         if step == steps:
             break
         for _ in range(fake_steps):
             with torch.no_grad():
-                x0 = g(torch.randn(batch, d, generator=gen_, dtype=torch.float64))
+                x0 = g(_randn((batch, d), gen_, device))
             inp, eps = noised(x0)
             opt_f.zero_grad()
             ((fake(inp) - eps) ** 2).sum(-1).mean().backward()
             opt_f.step()
-        inp, eps = noised(g(torch.randn(batch, d, generator=gen_, dtype=torch.float64)))
+        inp, eps = noised(g(_randn((batch, d), gen_, device)))
         l1, l2 = sid_losses(teacher_eps(inp), fake(inp), eps)
         objective = {"l1": l1.mean(), "l2": l2.mean(), "sid": (l2 - lam * l1).mean()}[loss]
         opt_g.zero_grad()

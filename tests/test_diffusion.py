@@ -440,3 +440,112 @@ def test_w1_to_quantiles_charges_a_shift_exactly(c, n):
     gm = diff.two_mode_1d()
     q = (np.arange(n) + 0.5) / n
     assert diff.w1_to_quantiles(gm.icdf(q).numpy() + c, gm.icdf) == pytest.approx(abs(c), abs=1e-9)
+
+
+# ------------------------------------------------------------------------------ devices
+def test_mixture_construction_from_tensors_and_to():
+    lists = diff.GaussianMixture([1, 3], [[0.0, 1.0], [2.0, -1.0]], [[0.5, 0.2], [1.0, 2.0]])
+    means = torch.tensor([[0.0, 1.0], [2.0, -1.0]], dtype=torch.float32)
+    tensors = diff.GaussianMixture(torch.tensor([1.0, 3.0]), means, torch.tensor([[0.5, 0.2], [1.0, 2.0]]))
+    means += 100  # the mixture keeps its own copy
+    moved = tensors.to("cpu")
+    x = torch.from_numpy(RNG.normal(size=(7, 2)))
+    for m in (tensors, moved):
+        assert m.device == torch.device("cpu") and m.means.dtype == torch.float64
+        torch.testing.assert_close(m.score(x), lists.score(x), rtol=0, atol=1e-6)  # float32 means: ~1e-7 rounding
+    gen = torch.Generator().manual_seed(3)
+    a = lists.sample(50, generator=gen)
+    b = lists.sample(50, generator=torch.Generator().manual_seed(3))
+    assert not torch.equal(a, lists.sample(50, generator=gen)) and torch.equal(a, b)
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+@cuda
+def test_mixture_and_samplers_on_cuda_match_cpu():
+    m = diff.GaussianMixture([0.3, 0.7], [[-1.0, 0.5], [1.5, 0.0]], [[[0.2, 0.0], [0.0, 0.2]], [[0.5, 0.1], [0.1, 0.3]]])
+    mc = m.to("cuda")
+    assert mc.means.is_cuda
+    x = torch.from_numpy(RNG.normal(size=(64, 2)))
+    xc = x.cuda()
+    for name in ("log_prob", "score"):
+        torch.testing.assert_close(getattr(mc, name)(xc).cpu(), getattr(m, name)(x), rtol=1e-10, atol=1e-12)
+    ab = torch.full((64, 1), 0.6, dtype=torch.float64)
+    torch.testing.assert_close(mc.eps_t(xc, ab.cuda(), 0.8 * torch.ones_like(ab).cuda()).cpu(),
+                               m.eps_t(x, ab, 0.8 * torch.ones_like(ab)), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(diff.rf_velocity(mc, xc, 0.4).cpu(), diff.rf_velocity(m, x, 0.4), rtol=1e-10, atol=1e-12)
+    # a CPU generator gives the same draws whichever device the samples live on
+    torch.testing.assert_close(mc.sample(100, torch.Generator().manual_seed(1)).cpu(), m.sample(100, torch.Generator().manual_seed(1)))
+    with pytest.raises(ValueError, match="x is on cpu"):
+        mc.score(x)
+    sched = diff.vp_cosine()
+    score = lambda y, t: (mc if y.is_cuda else m).diffuse(sched.alpha(t), sched.beta(t)).score(y)  # noqa: E731
+    for run in (lambda y, g: diff.forward_sde(y, sched, 20, 0.9, generator=g),
+                lambda y, g: diff.reverse_sde_sample(score, sched, y, 20, 0.9, generator=g),
+                lambda y, g: diff.ode_sample(diff.pf_ode_velocity(score, sched), y, 10, 0.9, 0.0, "rk4")):
+        got = run(xc, torch.Generator().manual_seed(2))
+        assert got.is_cuda
+        torch.testing.assert_close(got.cpu(), run(x, torch.Generator().manual_seed(2)), rtol=1e-8, atol=1e-10)
+    one = diff.two_mode_1d()
+    assert abs(diff.w1_to_quantiles(one.to("cuda").sample(2000), one.icdf) - diff.w1_to_quantiles(one.sample(2000), one.icdf)) < 0.05
+
+
+@cuda
+def test_trainers_on_cuda_follow_the_cpu_run():
+    ring = diff.ring_mixture(4, 1.5, 0.2)
+
+    def pairs(b, g):
+        return ring.sample(b, g), torch.randn(b, 2, generator=g, dtype=torch.float64)
+
+    probe = torch.from_numpy(RNG.normal(size=(32, 2)))
+    nets = {d: diff.train_velocity_field(pairs, 2, steps=20, batch=64, hidden=16, device=d) for d in ("cpu", "cuda")}
+    assert next(nets["cuda"].parameters()).is_cuda
+    v = {d: diff.nn_velocity(n)(probe.to(d), 0.5).cpu() for d, n in nets.items()}
+    torch.testing.assert_close(v["cuda"], v["cpu"], rtol=1e-6, atol=1e-8)
+    ign = {d: diff.train_ign(lambda b, g: ring.sample(b, g), 2, steps=20, batch=64, hidden=16, snapshot_every=10,
+                             z_probe=probe, device=d)[1] for d in ("cpu", "cuda")}
+    torch.testing.assert_close(ign["cuda"]["snapshots"][-1][1], ign["cpu"]["snapshots"][-1][1], rtol=1e-6, atol=1e-8)
+    den = {d: diff.nn_score(diff.train_denoiser(ring.sample, 2, diff.vp_cosine(), steps=20, batch=64, hidden=16, device=d),
+                            diff.vp_cosine())(probe.to(d), 0.5).cpu() for d in ("cpu", "cuda")}
+    torch.testing.assert_close(den["cuda"], den["cpu"], rtol=1e-6, atol=1e-8)
+    gan = {d: diff.train_gan(ring.sample, 2, steps=20, batch=64, hidden=16, device=d)[0] for d in ("cpu", "cuda")}
+    with torch.no_grad():
+        torch.testing.assert_close(gan["cuda"](probe.cuda()).cpu(), gan["cpu"](probe), rtol=1e-6, atol=1e-8)
+    sid = {d: diff.train_sid(diff.two_mode_1d(), steps=10, batch=64, hidden=16, snapshot_every=5, z_probe=probe[:, :1], device=d)[1]
+           for d in ("cpu", "cuda")}
+    assert not sid["cuda"][-1][1].is_cuda
+    torch.testing.assert_close(sid["cuda"][-1][1], sid["cpu"][-1][1], rtol=1e-6, atol=1e-8)
+
+
+def test_train_denoiser_learns_the_score_and_nn_score_divides_by_beta():
+    vp = diff.vp_cosine()
+    const = torch.nn.Linear(2, 1, dtype=torch.float64)
+    torch.nn.init.zeros_(const.weight)
+    torch.nn.init.constant_(const.bias, 0.7)
+    x = torch.zeros(3, 1, dtype=torch.float64)
+    torch.testing.assert_close(diff.nn_score(const, vp)(x, 0.5), torch.full((3, 1), -0.7 / vp.beta(0.5), dtype=torch.float64))
+    data = diff.GaussianMixture([1.0], [[1.0]], [0.25])  # N(1, 0.5^2): the diffused score is linear
+    score = diff.nn_score(diff.train_denoiser(data.sample, 1, vp, steps=600, batch=256, hidden=32), vp)
+    for t in (0.3, 0.5, 0.8):
+        law = data.diffuse(vp.alpha(t), vp.beta(t))
+        xs = law.sample(2000, torch.Generator().manual_seed(1))
+        want = law.score(xs)
+        assert float(((score(xs, t) - want) ** 2).mean().sqrt() / (want**2).mean().sqrt()) < 0.25
+    with pytest.raises(ValueError, match="t_min"):
+        diff.train_denoiser(data.sample, 1, vp, t_min=1.0)
+    with pytest.raises(ValueError, match="n_steps"):
+        diff.train_denoiser(data.sample, 1, vp, steps=0)
+
+
+def test_train_gan_moves_noise_onto_both_modes():
+    modes = diff.GaussianMixture([0.5, 0.5], [[-1.5], [1.5]], [0.01, 0.01])
+    G, D, hist = diff.train_gan(modes.sample, 1, steps=400, hidden=32, seed=0)
+    assert len(hist["d"]) == len(hist["g"]) == 400 and all(p.grad is not None for p in D.parameters())
+    with torch.no_grad():
+        out = G(torch.randn(2000, 1, generator=torch.Generator().manual_seed(2), dtype=torch.float64))
+    near = float(((out.abs() - 1.5).abs() < 0.3).double().mean())
+    assert near > 0.35  # raw noise: 2 [Phi(1.8) - Phi(1.2)] = 0.158
+    assert 0.25 < float((out > 0).double().mean()) < 0.75
+    with pytest.raises(ValueError, match="n_steps"):
+        diff.train_gan(modes.sample, 1, steps=-1)
