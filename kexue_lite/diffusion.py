@@ -655,7 +655,7 @@ def self_consuming_categorical(p0: np.ndarray, n: int, generations: int, tempera
         ps.append(p)
     P = np.stack(ps)
     with np.errstate(divide="ignore", invalid="ignore"):
-        entropy = -np.where(P > 0, P * np.log(np.where(P > 0, P, 1)), 0).sum(1)
+        entropy = 0.0 - np.where(P > 0, P * np.log(np.where(P > 0, P, 1)), 0).sum(1)  # 0.0 - : no "-0.00" for one token
     return {"support": (P > 0).sum(1), "entropy": entropy, "p": P}
 
 

@@ -186,6 +186,8 @@ def test_self_consuming_loops():
     cat = diff.self_consuming_categorical(np.arange(1, 101) ** -1.0, 500, 20, temperature=0.9, seed=3)
     assert np.all(np.diff(cat["support"]) <= 0) and cat["p"].shape == (21, 100)
     np.testing.assert_allclose(cat["p"].sum(1), 1)
+    one = diff.self_consuming_categorical([0.0, 1.0, 0.0], 50, 3)  # a single token: entropy exactly +0
+    assert np.all(one["entropy"] == 0) and not np.signbit(one["entropy"]).any() and np.all(one["support"] == 1)
     with pytest.raises(ValueError, match="n \\+ n_real"):
         diff.self_consuming_gaussian(1, 3, 10)
     with pytest.raises(ValueError, match="lam"):
