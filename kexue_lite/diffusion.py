@@ -357,9 +357,11 @@ class GaussianMixture:
             c = torch.diag_embed(c)
         elif c.shape != (K, d, d):
             raise ValueError(f"covs must have shape ({K},), ({K}, {d}) or ({K}, {d}, {d}), got {tuple(c.shape)}")
-        if not bool((torch.linalg.eigvalsh(c) > 0).all()):
+        evals, evecs = torch.linalg.eigh(c)
+        if not bool((evals > 0).all()):
             raise ValueError("every covariance must be positive definite")
         self.weights, self.means, self.covs = w / w.sum(), mu, c
+        self._evals, self._evecs = evals, evecs  # Sigma_k = U_k diag(lambda_k) U_k^T, for score_t
         self._chol = torch.linalg.cholesky(c)
         self._prec = torch.cholesky_inverse(self._chol)
 
@@ -413,16 +415,20 @@ class GaussianMixture:
         return GaussianMixture(self.weights, alpha * self.means, alpha**2 * self.covs + beta**2 * eye)
 
     def score_t(self, x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-        """Score of the diffused law with per-sample ``alpha, beta`` (``(n, 1)``), differentiable in ``x``."""
+        """Score of the diffused law with per-sample ``alpha, beta`` (``(n, 1)``), differentiable in ``x``.
+
+        Component ``k`` has covariance ``alpha^2 Sigma_k + beta^2 I = U_k diag(alpha^2 lambda_k + beta^2) U_k^T``, so its
+        precision and log-determinant come from the eigenvalues, with no matrix inverse per sample.
+        """
         x = self._x(x)
-        eye = torch.eye(self.dim, dtype=torch.float64, device=self.device)
-        cov = alpha[:, :, None, None] ** 2 * self.covs[None] + beta[:, :, None, None] ** 2 * eye  # (n, K, d, d)
-        prec = torch.linalg.inv(cov)
-        diff = x[:, None, :] - alpha[:, :, None] * self.means[None]
-        maha = torch.einsum("nki,nkij,nkj->nk", diff, prec, diff)
-        logits = -0.5 * (maha + torch.logdet(cov)) + torch.log(self.weights)
+        var = alpha[:, :, None] ** 2 * self._evals[None] + beta[:, :, None] ** 2  # (n, K, d) eigenvalues of the covariances
+        diff = x[:, None, :] - alpha[:, :, None] * self.means[None]  # (n, K, d)
+        rotated = torch.einsum("kji,nkj->nki", self._evecs, diff)  # U_k^T diff
+        proj = rotated / var
+        maha = (proj * rotated).sum(-1)
+        logits = -0.5 * (maha + torch.log(var).sum(-1)) + torch.log(self.weights)
         resp = torch.softmax(logits, dim=1)
-        return -(resp[:, :, None] * torch.einsum("nkij,nkj->nki", prec, diff)).sum(1)
+        return -(resp[:, :, None] * torch.einsum("kij,nkj->nki", self._evecs, proj)).sum(1)
 
     def eps_t(self, x, alpha, beta) -> torch.Tensor:
         """The ideal noise prediction ``-beta grad log p_t(x)``."""

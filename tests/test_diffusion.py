@@ -124,6 +124,11 @@ def test_gaussian_mixture_exact_quantities():
     y = torch.randn(5, 2, dtype=torch.float64).requires_grad_(True)
     (auto2,) = torch.autograd.grad(ring.log_prob(y).sum(), y)
     np.testing.assert_allclose(ring.score(y.detach()).numpy(), auto2.numpy(), atol=1e-12)
+    full = diff.GaussianMixture([0.2, 0.8], [[0.0, 1], [1, -1]], [[[0.2, 0.05], [0.05, 0.1]], [[1.0, -0.6], [-0.6, 0.5]]])
+    ab = torch.tensor([[0.9], [0.6], [0.3], [0.6], [0.95]], dtype=torch.float64)  # per-sample (alpha, beta), VP
+    per_sample = full.score_t(y.detach(), ab, torch.sqrt(1 - ab**2))
+    one_by_one = torch.cat([full.diffuse(float(a_), math.sqrt(1 - float(a_) ** 2)).score(y.detach()[i:i + 1]) for i, a_ in enumerate(ab[:, 0])])
+    np.testing.assert_allclose(per_sample.numpy(), one_by_one.numpy(), atol=1e-12)  # full covariances, eigen-route
     with pytest.raises(ValueError, match="positive definite"):
         diff.GaussianMixture([1.0], [[0.0, 0.0]], [[[1.0, 2.0], [2.0, 1.0]]])
     with pytest.raises(ValueError, match="weights"):
