@@ -556,3 +556,24 @@ def test_train_gan_moves_noise_onto_both_modes():
     assert 0.25 < float((out > 0).double().mean()) < 0.75
     with pytest.raises(ValueError, match="n_steps"):
         diff.train_gan(modes.sample, 1, steps=-1)
+
+
+def test_trainers_are_deterministic_under_a_seed():
+    ring = diff.ring_mixture(4, 1.5, 0.2)
+    probe = torch.from_numpy(RNG.normal(size=(16, 2)))
+
+    def pairs(b, g):
+        return ring.sample(b, g), torch.randn(b, 2, generator=g, dtype=torch.float64)
+
+    runs = {
+        "velocity": lambda seed: diff.nn_velocity(diff.train_velocity_field(pairs, 2, steps=5, batch=32, hidden=8, seed=seed))(probe, 0.5),
+        "denoiser": lambda seed: diff.nn_score(diff.train_denoiser(ring.sample, 2, diff.vp_cosine(), steps=5, batch=32, hidden=8, seed=seed),
+                                               diff.vp_cosine())(probe, 0.5),
+        "ign": lambda seed: diff.train_ign(ring.sample, 2, steps=5, batch=32, hidden=8, seed=seed, snapshot_every=5, z_probe=probe)[1]["snapshots"][-1][1],
+        "gan": lambda seed: diff.train_gan(ring.sample, 2, steps=5, batch=32, hidden=8, seed=seed)[0](probe).detach(),
+        "sid": lambda seed: diff.train_sid(ring, steps=5, batch=32, hidden=8, seed=seed, snapshot_every=5, z_probe=probe)[1][-1][1],
+    }
+    for name, run in runs.items():
+        first = run(0)
+        assert torch.equal(first, run(0)), name
+        assert not torch.equal(first, run(1)), name
