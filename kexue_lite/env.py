@@ -3,7 +3,7 @@
 Every notebook calls :func:`setup` once, in its setup cell (the template checked by
 ``tests/test_notebooks.py``).
 
-* **Quick mode** (default): CPU, small sizes, at most 30 s per notebook on 2 cores.
+* **Quick mode** (default): CPU, small sizes, at most 20 s per notebook (median 10 s) on 2 cores.
   torch runs on one thread. Measured on a 2-core build machine (300 Adam steps of the
   Fourier density model, n = 1000): a single fit took 0.47 s with 1 or 2 threads when the
   machine was idle, but with the other core busy a batch of 3 fits took 0.60 s with 1
@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["Env", "full_mode", "pick_device", "seed_everything", "static_site", "setup"]
+__all__ = ["Env", "full_mode", "pick_device", "device_name", "seed_everything", "static_site", "setup", "setup_time", "peak_gpu_mib"]
+
+_SETUP_TIME: float | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,22 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def device_name() -> str:
+    """The GPU's name under CUDA (e.g. "NVIDIA H200"), else "cpu"."""
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+
+
+def peak_gpu_mib() -> float | None:
+    """Peak GPU memory torch allocated in this process, in MiB (None without CUDA)."""
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None
+
+
+def setup_time() -> float | None:
+    """``time.perf_counter()`` when :func:`setup` last ran (None before): the claims JSON
+    reports the seconds since then."""
+    return _SETUP_TIME
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, numpy's legacy global RNG and torch (CPU and CUDA)."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
@@ -79,6 +98,8 @@ def seed_everything(seed: int) -> None:
 
 def setup(seed: int = 0, verbose: bool = True) -> Env:
     """Seed every RNG, choose the device and the mode, and set the thread count."""
+    global _SETUP_TIME
+    _SETUP_TIME = time.perf_counter()
     seed_everything(seed)
     full = full_mode()
     if not full:

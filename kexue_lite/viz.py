@@ -15,8 +15,10 @@ own background).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
+from html import escape as html_escape
 from typing import Any
 
 import matplotlib as mpl
@@ -26,7 +28,7 @@ from matplotlib.figure import Figure
 
 from . import env
 
-__all__ = ["COLORS", "STYLE", "MAX_FRAMES", "use_style", "slider", "table"]
+__all__ = ["COLORS", "STYLE", "MAX_FRAMES", "COLUMN_PX", "MAX_COLS", "use_style", "subplots", "slider", "table"]
 
 #: Okabe–Ito palette (colour-blind safe); black is used for "truth" curves.
 COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
@@ -60,10 +62,39 @@ STYLE: dict[str, Any] = {
 #: Upper bound on precomputed frames per slider (keeps pages light).
 MAX_FRAMES = 30
 
+#: Width in pixels of the website's content column (sphinx-book-theme in a 1280 px window);
+#: a figure no wider than this shows at 100 % (``tests/test_site.py`` checks every image).
+COLUMN_PX = 720
+#: At most this many panels share a row; more wrap to further rows.
+MAX_COLS = 3
+
 
 def use_style() -> None:
     """Apply :data:`STYLE` to matplotlib (called by every notebook's setup cell)."""
     mpl.rcParams.update(STYLE)
+
+
+def subplots(n: int = 1, *, height: float = 3.2, ncols: int | None = None, **kwargs: Any) -> tuple[Figure, Any]:
+    """A figure of ``n`` panels at the content column's width: at most :data:`MAX_COLS` a row,
+    wrapping to further rows, each row ``height`` inches tall.
+
+    Returns ``(fig, ax)`` for one panel and ``(fig, axes)`` (a flat list of ``n`` axes) for
+    more. ``kwargs`` go to :func:`matplotlib.pyplot.subplots` (``sharey=True``, ...).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int (the number of panels), got {n!r}")
+    ncols = min(n, MAX_COLS) if ncols is None else ncols
+    if isinstance(ncols, bool) or not isinstance(ncols, int) or not 1 <= ncols <= MAX_COLS:
+        raise ValueError(f"ncols must be an int from 1 to {MAX_COLS}, got {ncols!r}")
+    if not height > 0:
+        raise ValueError(f"height must be positive, got {height}")
+    nrows = -(-n // ncols)
+    width = COLUMN_PX / STYLE["figure.dpi"]
+    fig, grid = plt.subplots(nrows, ncols, figsize=(width, height * nrows), squeeze=False, **kwargs)
+    axes = list(grid.flat)
+    for extra in axes[n:]:
+        fig.delaxes(extra)
+    return (fig, axes[0]) if n == 1 else (fig, axes[:n])
 
 
 def _label(label: str, fmt: str | Callable[[Any], str], value: Any) -> str:
@@ -98,6 +129,8 @@ def slider(
         raise ValueError(f"start must index values (0..{len(values) - 1}), got {start}")
     if not label:
         raise ValueError("label must be a non-empty string")
+    if figsize[0] * dpi > COLUMN_PX:
+        raise ValueError(f"figsize is {figsize[0] * dpi:.0f} px wide at dpi {dpi}; the column holds {COLUMN_PX} px")
     static = env.static_site() if static is None else static
 
     def render(fig: Figure, value: Any) -> None:
@@ -109,13 +142,17 @@ def slider(
         from IPython.display import HTML
 
         fig = plt.figure(figsize=figsize, dpi=dpi)
-        order = values[start:] + values[:start]
-        anim = FuncAnimation(fig, lambda i: render(fig, order[i]), frames=len(order), blit=False)
+        anim = FuncAnimation(fig, lambda i: render(fig, values[i]), frames=len(values), blit=False)
         html = anim.to_jshtml(fps=2, default_mode="once")
         plt.close(fig)
         # to_jshtml links Font Awesome 4 from a CDN; the site's theme already ships the icons.
         html = re.sub(r"<link rel=\"stylesheet\"\s+href=\"https://[^\"]*font-awesome[^\"]*\">", "", html)
-        return HTML(f'<div class="kexue-slider">{html}</div>')
+        # The frames stay in their natural order; the page opens on frame ``start``.
+        html, found = re.subn(r"(anim(\w+) = new Animation\([^;]*\);)", rf"\1 anim\2.set_frame({start});", html)
+        if found != 1:
+            raise RuntimeError("matplotlib's to_jshtml changed: cannot set the start frame")
+        labels = html_escape(json.dumps([_label(label, fmt, v).split(" = ", 1)[1] for v in values], ensure_ascii=False))
+        return HTML(f'<div class="kexue-slider" data-start="{start}" data-labels="{labels}">{html}</div>')
 
     import ipywidgets as widgets
 

@@ -1,7 +1,8 @@
-"""Unit tests of kexue_lite.env, viz, symbolic and claims."""
+"""Unit tests of kexue_lite.env, viz, symbolic, claims and prose."""
 
 from __future__ import annotations
 
+import html as html_mod
 import random
 import re
 
@@ -11,7 +12,7 @@ import pytest
 import sympy as sp
 import torch
 
-from kexue_lite import claims, env, symbolic, viz
+from kexue_lite import claims, env, prose, symbolic, viz
 
 
 # ---------------------------------------------------------------- env
@@ -78,6 +79,39 @@ def test_static_slider_embeds_one_frame_per_value_and_no_external_links():
     assert len(frames) == 3
     assert 'type="range"' in html and "https://" not in html
     assert 'class="kexue-slider"' in html
+
+
+def test_static_slider_keeps_the_natural_order_and_opens_on_start():
+    # Each frame draws a different slope, so the PNGs differ; the i-th embedded frame must be values[i].
+    values = [1, 2, 3, 4]
+    html = viz.slider(_draw, values, label="slope", start=2, static=True).data
+    alone = [re.findall(r"data:image/png;base64,([^\"]+)", viz.slider(_draw, [v], label="slope", static=True).data)[0]
+             for v in values]
+    embedded = re.findall(r"data:image/png;base64,([^\"]+)", html)
+    assert embedded == alone, "frames are embedded in the order of values"
+    assert re.search(r"anim\w+ = new Animation\([^;]*\); anim\w+\.set_frame\(2\);", html)
+    assert 'data-start="2"' in html
+
+
+def test_slider_refuses_a_figure_wider_than_the_column():
+    with pytest.raises(ValueError, match="column"):
+        viz.slider(_draw, [1], label="a", figsize=(viz.COLUMN_PX / 72 + 0.5, 3), static=True)
+
+
+@pytest.mark.parametrize(("n", "rows", "cols"), [(1, 1, 1), (2, 1, 2), (3, 1, 3), (4, 2, 3), (6, 2, 3), (7, 3, 3)])
+def test_subplots_wrap_at_three_panels_and_fit_the_column(n, rows, cols):
+    viz.use_style()
+    fig, axes = viz.subplots(n)
+    axes = [axes] if n == 1 else axes
+    assert len(axes) == len(fig.axes) == n
+    assert fig.get_size_inches()[0] * fig.dpi == pytest.approx(viz.COLUMN_PX)
+    gs = axes[0].get_subplotspec().get_gridspec()
+    assert (gs.nrows, gs.ncols) == (rows, cols)
+    mpl.pyplot.close(fig)
+    with pytest.raises(ValueError, match="n must"):
+        viz.subplots(0)
+    with pytest.raises(ValueError, match="ncols"):
+        viz.subplots(4, ncols=4)
 
 
 def test_live_slider_is_a_widget_that_redraws():
@@ -150,16 +184,78 @@ def test_show_renders_latex():
 
 # ---------------------------------------------------------------- claims
 def test_claims_table_asserts_and_renders():
-    c = claims.Claims()
+    c = claims.Claims(10007)
     c.close("pi", 3.1416, float(np.pi), 1e-4)
-    c.finding("a qualitative claim", "yes", "no", True, "not reproduced")
+    c.close("numpy scalars", np.float32(1.0), np.float64(1.0), 0)
+    c.finding("a qualitative claim", "yes", "no", 2 > 1, "not reproduced")
+    c.finding("numpy booleans are computed values too", "yes", "yes", np.bool_(True), "partially reproduced")
+    c.not_attempted("an image-model claim", "FID 2.0", "needs image models and GPUs")
     html = c._repr_html_()
-    assert "reproduced" in html and "not reproduced" in html
-    with pytest.raises(AssertionError, match="tolerance"):
-        c.close("e", 2.7, float(np.e), 1e-3)
-    with pytest.raises(AssertionError, match="no longer holds"):
-        c.finding("gone", "yes", "no", False, "reproduced")
-    with pytest.raises(ValueError, match="tol"):
-        c.close("neg", 1.0, 1.0, -1.0)
-    with pytest.raises(TypeError, match="holds"):
-        c.finding("np bool", "a", "b", np.bool_(True), "x")
+    for verdict in claims.VERDICTS:
+        assert f">{verdict}</td>" in html and html_mod.escape(claims.LEGEND[verdict]) in html
+    assert c.counts() == {"reproduced": 2, "partially reproduced": 1, "not reproduced": 1, "not attempted": 1}
+
+
+@pytest.mark.parametrize(
+    ("call", "exc", "match"),
+    [
+        (lambda c: c.close("e", 2.7, float(np.e), 1e-3), AssertionError, "tolerance"),
+        (lambda c: c.close("neg", 1.0, 1.0, -1.0), ValueError, "tol"),
+        (lambda c: c.close("nan", 1.0, float("nan"), 1.0), ValueError, "finite"),
+        (lambda c: c.close("bool", True, 1.0, 1.0), TypeError, "reported"),
+        (lambda c: c.close("str", 1.0, "1.0", 1.0), TypeError, "measured"),
+        (lambda c: c.finding("gone", "yes", "no", 1 > 2, "reproduced"), AssertionError, "no longer holds"),
+        (lambda c: c.finding("int", "a", "b", 1, "reproduced"), TypeError, "holds"),
+        (lambda c: c.finding("odd verdict", "a", "b", True, "sort of"), ValueError, "verdict"),
+        (lambda c: c.finding("untested", "a", "b", True, "not attempted"), ValueError, "not_attempted"),
+        (lambda c: c.not_attempted("c", "r", "  "), ValueError, "why"),
+    ],
+)
+def test_claims_refuse_bad_rows(call, exc, match):
+    c = claims.Claims(10007)
+    with pytest.raises(exc, match=match):
+        call(c)
+    assert c.rows == [], "a refused row is not added"
+
+
+def test_claims_need_the_article_number():
+    with pytest.raises(TypeError, match="article"):
+        claims.Claims()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="article"):
+        claims.Claims("10007")  # type: ignore[arg-type]
+
+
+def test_claims_json_is_written_on_display(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("KEXUE_FULL", "0")
+    monkeypatch.setenv("KEXUE_CLAIMS_DIR", str(tmp_path))
+    env.setup(seed=0, verbose=False)
+    c = claims.Claims(10114)
+    c.close("x", 1.0, 1.0, 0.0)
+    c.not_attempted("y", "r", "needs a GPU cluster")
+    c._repr_html_()
+    data = json.loads((tmp_path / "10114.json").read_text())
+    assert data["article"] == 10114 and data["mode"] == "quick" and data["device"] == "cpu"
+    assert 0 <= data["seconds"] < 60
+    assert [r["verdict"] for r in data["rows"]] == ["reproduced", "not attempted"]
+    with pytest.raises(ValueError, match="empty"):
+        claims.Claims(1).write(tmp_path)
+
+
+# ---------------------------------------------------------------- prose
+def test_glue_accepts_numbers_and_strings_and_returns_them():
+    assert prose.glue("a_number", np.float32(0.25)) == np.float32(0.25)
+    assert prose.glue("an_int", np.int64(3)) == 3
+    assert prose.glue("a_tensor", torch.tensor(1.5)) == torch.tensor(1.5)
+    assert prose.glue("words", "reached") == "reached"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "exc"),
+    [("bad key", 1.0, ValueError), ("_x", 1.0, ValueError), ("x", True, TypeError), ("x", float("inf"), ValueError),
+     ("x", [1, 2], TypeError), ("x", torch.ones(2), TypeError)],
+)
+def test_glue_refuses_what_prose_cannot_state(name, value, exc):
+    with pytest.raises(exc):
+        prose.glue(name, value)

@@ -1,7 +1,8 @@
 """Start a notebook from the template: ``python tools/new_notebook.py NUMBER``.
 
 Writes ``book/<part>/<slug>.md`` for catalogue entry NUMBER with the title block, the setup cell
-and the sections of the notebook contract; refuses to overwrite. Then add the file to
+and the sections of the notebook contract (v2: computed verdicts, glued numbers, asserted captions,
+checked solutions; the README's "Writing a notebook"); refuses to overwrite. Then add the file to
 ``_toc.yml`` and run ``make sync``.
 """
 
@@ -42,10 +43,17 @@ BODY = """
 
 ## Pictures and sliders
 
+Draw with `viz.subplots(n)` (column width, at most three panels a row) and `viz.slider`; every cell
+that draws asserts what its caption tells the reader to see. Numbers in the prose are glued:
+`prose.glue("key", value)` in code, {{glue:text}}`key:.3f` in the text.
+
 ## Reproducing the claims
 
+Every row is computed: `close` for a number the article reports, `finding` with a `holds` computed
+above (never a literal), `not_attempted` with the reason for a claim the book does not test.
+
 ```{{code-cell}} ipython3
-res = claims.Claims()
+res = claims.Claims({number})
 res
 ```
 
@@ -58,9 +66,17 @@ res
 
 ```
 
-```{{solution}} {slug}-ex1
+```{{solution-start}} {slug}-ex1
 :class: dropdown
+```
 
+The answer in words; every result it states is checked by the cell below.
+
+```{{code-cell}} ipython3
+# check the solution's claims here (an assert that fails if the solution is wrong)
+```
+
+```{{solution-end}}
 ```
 
 ## References
@@ -81,7 +97,7 @@ def render(number: int) -> tuple[Path, str]:
         + "```{code-cell} ipython3\n:tags: [hide-cell]\n\n"
         + setup_cell()
         + "\n```\n"
-        + BODY.format(slug=article.slug)
+        + BODY.format(slug=article.slug, number=article.number)
     )
     return article.source, text
 
