@@ -9,21 +9,24 @@ own background).
 * **live** (Jupyter, Colab): an ``ipywidgets.SelectionSlider`` redraws the figure for each
   value;
 * **static** (the website, ``KEXUE_STATIC=1`` exported by the Makefile): every frame is drawn
-  once at build time and embedded with matplotlib's ``to_jshtml``, whose HTML slider swaps
-  the frames without a kernel.
+  once at build time and embedded in matplotlib's JavaScript animation player (the HTML of
+  ``to_jshtml``), whose HTML slider swaps the frames without a kernel; the values keep their
+  order and the page opens on the ``start`` frame.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
+import uuid
 from collections.abc import Callable, Sequence
 from html import escape as html_escape
 from typing import Any
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
-from matplotlib.animation import FuncAnimation
 from matplotlib.figure import Figure
 
 from . import env
@@ -56,15 +59,16 @@ STYLE: dict[str, Any] = {
     "legend.frameon": False,
     "lines.linewidth": 1.8,
     "figure.constrained_layout.use": True,
-    "animation.embed_limit": 8.0,  # MB: a slider larger than this is a mistake
+    "animation.embed_limit": 8.0,  # MB: a slider larger than this is a mistake (viz.slider refuses it)
 }
 
 #: Upper bound on precomputed frames per slider (keeps pages light).
 MAX_FRAMES = 30
 
-#: Width in pixels of the website's content column (sphinx-book-theme in a 1280 px window);
-#: a figure no wider than this shows at 100 % (``tests/test_site.py`` checks every image).
-COLUMN_PX = 720
+#: Width in pixels of a figure that the website's content column shows at 100 %: a notebook's
+#: output area is 676 px wide in sphinx-book-theme (1280 px window), and the inline backend's tight
+#: bounding box can add a few dozen pixels of labels (``tests/test_site.py`` checks every image).
+COLUMN_PX = 640
 #: At most this many panels share a row; more wrap to further rows.
 MAX_COLS = 3
 
@@ -141,18 +145,9 @@ def slider(
     if static:
         from IPython.display import HTML
 
-        fig = plt.figure(figsize=figsize, dpi=dpi)
-        anim = FuncAnimation(fig, lambda i: render(fig, values[i]), frames=len(values), blit=False)
-        html = anim.to_jshtml(fps=2, default_mode="once")
-        plt.close(fig)
-        # to_jshtml links Font Awesome 4 from a CDN; the site's theme already ships the icons.
-        html = re.sub(r"<link rel=\"stylesheet\"\s+href=\"https://[^\"]*font-awesome[^\"]*\">", "", html)
-        # The frames stay in their natural order; the page opens on frame ``start``.
-        html, found = re.subn(r"(anim(\w+) = new Animation\([^;]*\);)", rf"\1 anim\2.set_frame({start});", html)
-        if found != 1:
-            raise RuntimeError("matplotlib's to_jshtml changed: cannot set the start frame")
         labels = html_escape(json.dumps([_label(label, fmt, v).split(" = ", 1)[1] for v in values], ensure_ascii=False))
-        return HTML(f'<div class="kexue-slider" data-start="{start}" data-labels="{labels}">{html}</div>')
+        return HTML(f'<div class="kexue-slider" data-start="{start}" data-labels="{labels}">'
+                    f"{_jshtml(render, values, figsize, dpi, start)}</div>")
 
     import ipywidgets as widgets
 
@@ -173,6 +168,40 @@ def slider(
     control.observe(redraw, names="value")
     redraw()
     return widgets.VBox([control, out])
+
+
+def _jshtml(render: Callable[[Figure, Any], None], values: list[Any], figsize: tuple[float, float], dpi: int,
+            start: int) -> str:
+    """matplotlib's JavaScript animation player (the HTML of ``FuncAnimation.to_jshtml``), with each
+    frame drawn and saved once (``to_jshtml`` draws every frame three times), the frames in the order
+    of ``values`` and the player opening on frame ``start``."""
+    from matplotlib import _animation_data as player
+
+    fig = plt.figure(figsize=figsize, dpi=dpi)
+    frames = []
+    try:
+        for value in values:
+            render(fig, value)
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png", dpi=dpi)
+            frames.append(base64.b64encode(buffer.getvalue()).decode("ascii"))
+    finally:
+        plt.close(fig)
+    size_mb = sum(len(f) for f in frames) / 2**20
+    if size_mb > STYLE["animation.embed_limit"]:
+        raise ValueError(f"the slider's frames take {size_mb:.1f} MB (limit {STYLE['animation.embed_limit']} MB): "
+                         "use fewer frames, a smaller figsize or a lower dpi")
+    uid = uuid.uuid4().hex
+    fill = "".join(f'  frames[{i}] = "data:image/png;base64,{data}"\n' for i, data in enumerate(frames))
+    html = player.JS_INCLUDE + player.STYLE_INCLUDE + player.DISPLAY_TEMPLATE.format(
+        id=uid, Nframes=len(frames), fill_frames=fill, interval=500, once_checked="checked", loop_checked="",
+        reflect_checked="")
+    # The player links Font Awesome 4 from a CDN; the site's theme already ships the icons.
+    html = re.sub(r"<link rel=\"stylesheet\"\s+href=\"https://[^\"]*font-awesome[^\"]*\">", "", html)
+    html, found = re.subn(rf"(anim{uid} = new Animation\([^;]*\);)", rf"\1 anim{uid}.set_frame({start});", html)
+    if found != 1:
+        raise RuntimeError("matplotlib's animation player changed: cannot set the start frame")
+    return html
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = ".3f") -> Any:

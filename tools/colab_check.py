@@ -59,8 +59,11 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 
 def build_env(where: Path) -> Path:
-    venv.create(where, with_pip=True)
+    """The Colab-like environment in ``where`` (reused when it is already there)."""
     python = where / "bin" / "python"
+    if not python.exists():
+        venv.create(where, with_pip=True)
+        run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"])  # Colab's pip is recent
     run([str(python), "-m", "pip", "install", "-q", *(f"{k}=={v}" for k, v in COLAB.items())])
     return python
 
@@ -96,7 +99,7 @@ def execute(python: Path, slug: str, url: str, tmp: Path) -> None:
     kernel.mkdir(parents=True)
     (kernel / "kernel.json").write_text(json.dumps({
         "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}",
-                 "--IPKernelApp.exec_lines=['import google.colab']"],
+                 "--IPKernelApp.exec_lines=import google.colab"],
         "display_name": "colab-like", "language": "python",
         "env": {"PYTHONPATH": str(tmp / "stub"), "KEXUE_STATIC": "0", "KEXUE_FULL": "0"},
     }))
@@ -119,12 +122,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--notebook", default="rope", help="slug of the notebook to execute (default rope)")
     parser.add_argument("--ref", default="HEAD", help="git ref of this clone to install (default HEAD)")
     parser.add_argument("--dry-run-only", action="store_true", help="stop after the pip report (step 2)")
+    parser.add_argument("--env", type=Path, help="keep (and reuse) the Colab-like environment in this folder")
     args = parser.parse_args(argv)
     ref = run(["git", "-C", str(ROOT), "rev-parse", args.ref], capture_output=True).stdout.strip()
     url = f"git+file://{ROOT}@{ref}"
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        python = build_env(tmp / "colab")
+        python = build_env(args.env.resolve() if args.env else tmp / "colab")
         moved = changes(python, f"kexue_lite @ {url}", tmp / "report.json")
         if moved:
             print("installing kexue_lite would change Colab's packages:\n  " + "\n  ".join(moved))
