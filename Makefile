@@ -20,15 +20,16 @@ $(STAMP): requirements.txt pyproject.toml
 
 # jupyter-cache keys on a notebook's content only: when kexue_lite changes, execute everything again.
 CACHE_STAMP := _build/.kexue_lite-stamp
+# The claims tables the notebooks write (KEXUE_CLAIMS_DIR, read by the reproducibility report) go with it.
 $(CACHE_STAMP): $(wildcard kexue_lite/*.py)
-	rm -rf _build/.jupyter_cache
+	rm -rf _build/.jupyter_cache _build/claims
 	mkdir -p _build && touch $@
 
 # KEXUE_STATIC=1 reaches the executing kernels and makes viz.slider embed precomputed frames;
 # the execution cache does not key on it, so every build sets it.
 # --all rewrites every page (Sphinx does not notice changes to book/_ext); executions stay cached.
 book: venv $(CACHE_STAMP)
-	KEXUE_STATIC=1 $(BIN)/jupyter-book build . --all -W -n --keep-going
+	KEXUE_STATIC=1 KEXUE_CLAIMS_DIR=$(CURDIR)/_build/claims $(BIN)/jupyter-book build . --all -W -n --keep-going
 	$(BIN)/python tools/exec_times.py
 	@echo "The website is in _build/html: open $(CURDIR)/_build/html/index.html"
 

@@ -1,8 +1,20 @@
-"""Notebook lint: every notebook in the catalogue that exists follows the notebook contract,
-its jupytext pair is in sync, and no outputs are committed in notebooks/."""
+"""Notebook lint: every notebook in the catalogue that exists follows the notebook contract (v2),
+its jupytext pair is in sync, and no outputs are committed in notebooks/.
+
+Contract v2, checked on the code's syntax tree (``ast``):
+
+* every claims verdict is computed: no literal ``True``/``False`` (nor a name bound to one) as
+  ``holds`` in ``Claims.finding``; the table is ``claims.Claims(<the article's number>)``;
+* every cell that draws a figure or a slider asserts what its caption says (an ``assert`` whose
+  test is not a constant, a ``symbolic.assert_*`` call or a claims row);
+* every exercise solution is gated (``solution-start`` ... ``solution-end``) around a code cell
+  that checks it;
+* every number glued into the prose (``{glue:text}`key```) is glued by a code cell.
+"""
 
 from __future__ import annotations
 
+import ast
 import re
 
 import jupytext
@@ -18,6 +30,67 @@ NOTEBOOKS = [a for a in ARTICLES if a.exists]
 
 def test_at_least_the_exemplar_exists():
     assert any(a.number == 10007 for a in NOTEBOOKS)
+
+
+def _tree(source: str) -> ast.Module:
+    """A code cell's syntax tree (IPython magics and shell lines blanked out)."""
+    return ast.parse("\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()))
+
+
+def _literal_bool(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, bool)
+
+
+def literal_verdicts(sources: list[str]) -> list[str]:
+    """The ``finding`` calls whose ``holds`` is a literal bool or a name only ever bound to one."""
+    trees = [_tree(s) for s in sources]
+    bound: dict[str, list[ast.AST]] = {}
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        bound.setdefault(target.id, []).append(node.value)
+    bad = []
+    for tree in trees:
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "finding"):
+                continue
+            holds = node.args[3] if len(node.args) > 3 else next((k.value for k in node.keywords if k.arg == "holds"), None)
+            literal = _literal_bool(holds) or (
+                isinstance(holds, ast.Name) and holds.id in bound and all(_literal_bool(v) for v in bound[holds.id])
+            )
+            if literal:
+                bad.append(ast.unparse(node)[:120])
+    return bad
+
+
+FIGURE_CALLS = ("subplots", "figure", "slider", "show")
+
+
+def draws_a_figure(tree: ast.Module) -> bool:
+    """Whether the cell draws (outside a ``def``): ``plt.show()``, ``viz.slider(``, ``*.subplots(``, ``plt.figure(``."""
+    def walk(node: ast.AST) -> bool:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            return False
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in FIGURE_CALLS:
+            owner = node.func.value
+            if isinstance(owner, ast.Name) and owner.id in ("plt", "viz"):
+                return True
+        return any(walk(child) for child in ast.iter_child_nodes(node))
+
+    return walk(tree)
+
+
+def checks_something(tree: ast.Module) -> bool:
+    """An ``assert`` on a non-constant, a ``symbolic.assert_*`` call or a claims row (close/finding)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assert) and not isinstance(node.test, ast.Constant):
+            return True
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr.startswith("assert_") or node.func.attr in ("close", "finding"):
+                return True
+    return False
 
 
 def _cells(article):
@@ -55,17 +128,71 @@ def test_contract_sections_and_calls(article):
     assert re.search(r"^(from kexue_lite import|import kexue_lite)", body, re.M), "numerics go through kexue_lite"
     assert "symbolic.assert_" in body or re.search(r"^\s*assert .*sp\.", body, re.M), "a sympy assert"
     assert "viz.slider(" in body, "at least one slider"
-    assert "claims.Claims()" in body and "## Reproducing the claims" in md
+    assert f"claims.Claims({article.number})" in body and "## Reproducing the claims" in md
     for heading in ("## Takeaways", "## Exercises", "## References"):
         assert heading in md, heading
     exercises = md.count("```{exercise}")
-    assert exercises >= 2 and md.count("```{solution}") == exercises
-    assert md.count(":class: dropdown") >= exercises, "solutions are folded away"
+    assert exercises >= 2 and md.count("```{solution-start}") == exercises, "one gated solution per exercise"
     assert re.search(r"\{cite(:[a-z]+)?\}`", md), "cite the papers"
     # One bibliography for the whole book (book/references.md): a second {bibliography} citing the
     # same key makes sphinxcontrib-bibtex warn "duplicate citation", and warnings fail the build.
     assert "{bibliography}" not in md and "{footcite}" not in md
     assert article.url in md
+
+
+def test_every_verdict_is_computed(article):
+    _, code, _ = _cells(article)
+    bad = literal_verdicts([c.source for c in code])
+    assert bad == [], f"a literal verdict (compute holds, or use not_attempted): {bad}"
+
+
+def test_every_figure_cell_asserts_what_its_caption_says(article):
+    _, code, _ = _cells(article)
+    for cell in code:
+        tree = _tree(cell.source)
+        if draws_a_figure(tree):
+            assert checks_something(tree), f"a figure cell without an assert:\n{cell.source[:300]}"
+
+
+def test_every_solution_is_checked_by_a_code_cell(article):
+    nb, _, _ = _cells(article)
+    inside, label, checked = False, "", False
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            assert "```{solution}" not in cell.source, "solutions are gated (solution-start/solution-end) around a check"
+            start = re.search(r"```\{solution-start\}\s*(\S+)", cell.source)
+            if start:
+                assert not inside, f"solution {label} is not closed"
+                assert ":class: dropdown" in cell.source, f"solution {start.group(1)} is folded away"
+                inside, label, checked = True, start.group(1), False
+            if "```{solution-end}" in cell.source:
+                assert inside and checked, f"solution {label}: no code cell in it checks the answer"
+                inside = False
+        elif inside and checks_something(_tree(cell.source)):
+            checked = True
+    assert not inside, f"solution {label} is not closed"
+
+
+def test_every_glued_number_is_glued(article):
+    _, code, md = _cells(article)
+    body = "\n".join(c.source for c in code)
+    glued = set(re.findall(r"""prose\.glue\(\s*["']([A-Za-z0-9_]+)["']""", body))
+    used = set(re.findall(r"\{glue(?::[a-z]+)?\}`([A-Za-z0-9_]+)", md))
+    assert used <= glued, f"glued in the prose but never by a code cell: {sorted(used - glued)}"
+
+
+def test_the_lint_catches_what_it_should():
+    # literal verdicts, direct and through a name; computed ones pass
+    assert literal_verdicts(['res.finding("c", "r", "m", True, "reproduced")'])
+    assert literal_verdicts(['ok = False', 'res.finding("c", "r", "m", holds=ok, verdict="reproduced")'])
+    assert not literal_verdicts(['ok = err < 1e-9', 'res.finding("c", "r", "m", ok, "reproduced")'])
+    # figure cells
+    assert draws_a_figure(_tree("fig, ax = plt.subplots()\nax.plot([1])"))
+    assert draws_a_figure(_tree("viz.slider(draw, [1, 2], label='a')"))
+    assert not draws_a_figure(_tree("def draw(fig, v):\n    ax = fig.subplots()\n    plt.show()"))
+    assert not checks_something(_tree("fig, ax = plt.subplots()\nassert True"))
+    assert checks_something(_tree("assert y.max() < 1"))
+    assert checks_something(_tree("symbolic.assert_identity(a, b)"))
 
 
 def test_pair_is_in_sync_and_has_no_outputs(article):

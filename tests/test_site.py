@@ -3,15 +3,20 @@
 * every notebook executed within the time limit (read from the execution cache);
 * every Colab link, the theme's launch button included, opens the paired .ipynb;
 * math is rendered by the MathJax copy shipped with the site, and nothing loads from a CDN;
+* the reproducibility report and the errata page are linked from the intro, and every link on
+  them reaches an existing page and anchor;
 * in a real headless Chromium (Debian's), with every host but localhost unreachable: every
-  page loads without JavaScript errors; notebook pages show rendered math and a figure, and
-  moving a static slider changes the displayed frame.
+  page loads without JavaScript errors; notebook pages show rendered math and a figure, no
+  figure is shrunk to fit the content column, every static slider opens on its ``start``
+  frame with its values in order, and moving it changes the displayed frame.
 """
 
 from __future__ import annotations
 
 import functools
+import html as html_mod
 import http.server
+import json
 import os
 import re
 import shutil
@@ -81,6 +86,40 @@ def test_intro_lists_every_article_and_links_existing_notebooks():
         assert a.url in text, a.number
     for a in NOTEBOOKS:
         assert f'href="{a.part}/{a.slug}.html"' in text, a.slug
+
+
+def _local_links(page: str) -> list[tuple[str, str]]:
+    """``(target page, anchor)`` of every relative link on ``page`` (relative to _build/html)."""
+    text = (HTML / page).read_text("utf-8")
+    body = text[text.index('<main'):text.index('</main>')]
+    out = []
+    for href in re.findall(r'href="([^"]+)"', body):
+        href = html_mod.unescape(href)
+        if re.match(r"[a-z]+:", href) or href.startswith("//"):
+            continue
+        path, _, anchor = href.partition("#")
+        target = (HTML / page).parent / path if path else HTML / page
+        out.append((os.path.normpath(target.relative_to(HTML).as_posix()) if path else page, anchor))
+    return out
+
+
+@pytest.mark.parametrize("page", ["book/reproducibility.html", "book/errata.html"])
+def test_report_and_errata_are_linked_from_the_intro_and_every_link_resolves(page):
+    intro = (HTML / "book" / "intro.html").read_text("utf-8")
+    assert f'href="{page.split("/")[-1]}"' in intro, f"the intro links {page}"
+    links = _local_links(page)
+    assert links, f"{page} has no links"
+    for target, anchor in links:
+        assert (HTML / target).exists(), f"{page} links a missing page {target}"
+        if anchor:
+            assert f'id="{anchor}"' in (HTML / target).read_text("utf-8"), f"{page} links a missing anchor {target}#{anchor}"
+
+
+def test_report_lists_every_notebook_with_its_claims_section():
+    text = (HTML / "book" / "reproducibility.html").read_text("utf-8")
+    for a in NOTEBOOKS:
+        assert f'href="{a.part}/{a.slug}.html#reproducing-the-claims"' in text, a.slug
+    assert "kexue-report-total" in text
 
 
 # ---------------------------------------------------------------- in a real browser
@@ -166,15 +205,34 @@ def test_notebook_page_shows_math_a_figure_and_a_working_slider(browser, article
         "return [...document.querySelectorAll('.cell_output img')].filter(i => i.complete && i.naturalWidth > 0).length"
     )
     assert figures >= 1, "no figure rendered"
-    sliders = driver.find_elements(By.CSS_SELECTOR, ".kexue-slider input[type=range]")
-    assert sliders, "no static slider on the page"
-    for slider in sliders:
+    # No figure is wider than the column shows it: an image drawn wider than the content column is
+    # shrunk, and its fonts with it (viz.subplots and viz.slider keep figures within viz.COLUMN_PX).
+    shrunk = driver.execute_script(
+        "return [...document.querySelectorAll('.cell_output img')].filter(i => i.complete && i.naturalWidth > 0"
+        " && i.getBoundingClientRect().width + 1 < i.naturalWidth).map(i => [i.naturalWidth, i.getBoundingClientRect().width])"
+    )
+    assert shrunk == [], f"figures shrunk to fit the column (natural width, shown width): {shrunk}"
+    boxes = driver.find_elements(By.CSS_SELECTOR, ".kexue-slider")
+    assert boxes, "no static slider on the page"
+    for box in boxes:
+        slider = box.find_element(By.CSS_SELECTOR, "input[type=range]")
+        start, labels = int(box.get_attribute("data-start")), json.loads(box.get_attribute("data-labels"))
+        assert int(slider.get_attribute("max")) == len(labels) - 1
+        assert int(slider.get_attribute("value")) == start, "the slider opens on its start frame"
+        try:  # numeric values are in their natural order: moving right increases the value
+            numbers = [float(x.replace("−", "-").split()[0]) for x in labels]
+        except ValueError:
+            numbers = None
+        if numbers is not None and len(numbers) > 1:
+            assert all(a < b for a, b in zip(numbers, numbers[1:])) or all(a > b for a, b in zip(numbers, numbers[1:])), labels
         image = driver.find_element(By.ID, slider.get_attribute("id").replace("_anim_slider", "_anim_img"))
-        before = image.get_attribute("src")
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", slider)
-        slider.click()
-        slider.send_keys(Keys.END)  # move the slider with the keyboard, as a reader would
+        slider.click()  # a click may move it; then the keyboard, as a reader would
+        slider.send_keys(Keys.HOME)
+        assert slider.get_attribute("value") == "0"
+        first = image.get_attribute("src")
+        slider.send_keys(Keys.END)
         assert slider.get_attribute("value") == slider.get_attribute("max") != "0"
-        assert image.get_attribute("src") != before, "moving the slider did not change the frame"
+        assert image.get_attribute("src") != first, "moving the slider did not change the frame"
     assert _severe(driver) == []
 
