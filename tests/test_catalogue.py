@@ -46,7 +46,8 @@ def test_toc_has_every_part_and_exactly_the_existing_notebooks_in_reading_order(
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text("utf-8"))
     assert toc["root"] == "book/intro"
     chapters = toc["chapters"]
-    assert [c["file"] for c in chapters] == [f"book/{p}/index" for p in PARTS] + ["book/references"]
+    back_matter = ["book/reproducibility", "book/errata", "book/references"]
+    assert [c["file"] for c in chapters] == [f"book/{p}/index" for p in PARTS] + back_matter
     for chapter, part in zip(chapters, PARTS):
         want = [a.docname for a in ARTICLES if a.part == part and a.exists]
         assert [s["file"] for s in chapter.get("sections", [])] == want, part
@@ -67,6 +68,8 @@ def test_placeholders_for_generated_tables_are_in_place():
     assert "% catalogue-table" in (ROOT / "book" / "intro.md").read_text("utf-8")
     for part in PARTS:
         assert "% part-notebooks" in (ROOT / "book" / part / "index.md").read_text("utf-8"), part
+    assert "```{reproducibility-report}" in (ROOT / "book" / "reproducibility.md").read_text("utf-8")
+    assert "% errata-list" in (ROOT / "book" / "errata.md").read_text("utf-8")
 
 
 def test_repository_is_configured_once():
