@@ -1,6 +1,6 @@
 """Execute chosen notebooks, as the site build does or in full mode, and report their claims.
 
-    python tools/run_notebooks.py [--full] [--live] NOTEBOOK [NOTEBOOK ...]
+    python tools/run_notebooks.py [--full] [--live] [--save DIR] NOTEBOOK [NOTEBOOK ...]
     python tools/run_notebooks.py --full --all
 
 A NOTEBOOK is a slug (``rope``), an article number (``8265``) or a path (``book/positional/rope.md``).
@@ -45,8 +45,9 @@ def find(names: list[str], every: bool) -> list:
     return chosen
 
 
-def execute(article, *, full: bool, live: bool, claims_dir: Path, timeout: int = 1200) -> float:
-    """Run one notebook; return its wall time in seconds (raises on any cell error)."""
+def execute(article, *, full: bool, live: bool, claims_dir: Path, timeout: int = 1200, save: Path | None = None) -> float:
+    """Run one notebook; return its wall time in seconds (raises on any cell error). With ``save``,
+    write the executed notebook, outputs and all, to ``save/<slug>.ipynb``."""
     import jupytext
     from nbclient import NotebookClient
 
@@ -57,7 +58,14 @@ def execute(article, *, full: bool, live: bool, claims_dir: Path, timeout: int =
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(article.source.parent)}})
     start = time.perf_counter()
-    client.execute()
+    try:
+        client.execute()
+    finally:
+        if save is not None:
+            import nbformat
+
+            save.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, save / f"{article.slug}.ipynb")
     return time.perf_counter() - start
 
 
@@ -67,6 +75,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--all", action="store_true", help="every notebook that exists")
     parser.add_argument("--full", action="store_true", help="full mode; write results/full/<part>/<slug>.json")
     parser.add_argument("--live", action="store_true", help="live sliders (KEXUE_STATIC=0)")
+    parser.add_argument("--save", type=Path, help="write each executed notebook (with outputs) to SAVE/<slug>.ipynb")
     args = parser.parse_args(argv)
     if not args.notebooks and not args.all:
         parser.error("name at least one notebook, or --all")
@@ -76,7 +85,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for article in articles:
             try:
-                seconds = execute(article, full=args.full, live=args.live, claims_dir=Path(tmp))
+                seconds = execute(article, full=args.full, live=args.live, claims_dir=Path(tmp), save=args.save)
             except Exception as exc:  # report every notebook, then fail
                 failed += 1
                 print(f"{article.slug:<40} FAILED: {type(exc).__name__}: {str(exc)[-2000:]}")
