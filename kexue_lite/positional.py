@@ -145,6 +145,9 @@ def rope_rotate(x: Array, pos, theta, layout: str = "interleaved") -> Array:
     pos64 = np.asarray(pos.detach().cpu() if isinstance(pos, torch.Tensor) else pos, dtype=np.float64)
     if not isinstance(x, (np.ndarray, torch.Tensor)):
         raise TypeError(f"x must be a numpy array or a torch tensor, got {type(x).__name__}")
+    floating = x.is_floating_point() if isinstance(x, torch.Tensor) else np.issubdtype(x.dtype, np.floating)
+    if not floating:  # rotating an integer array in place of its dtype would truncate cos and sin to 0
+        raise TypeError(f"x must have a floating-point dtype (a rotation of integers is not integer), got {x.dtype}")
     if x.ndim < 2 or x.shape[-1] != 2 * theta64.size:
         raise ValueError(f"x must be (..., n, d) with d = 2 * len(theta) = {2 * theta64.size}, got {tuple(x.shape)}")
     if pos64.ndim != 1 or pos64.size != x.shape[-2]:

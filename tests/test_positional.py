@@ -347,3 +347,12 @@ def test_masks_and_softmax_attention():
         pos.relative_positions(4, "leaky_rerope", window=2, k_leak=1)
     with pytest.raises(ValueError, match="scale"):
         pos.pi_freqs(pos.rope_freqs(8), 0.5)
+
+
+@pytest.mark.parametrize("x", [np.array([[3, 4]]), torch.tensor([[3, 4]])], ids=["numpy", "torch"])
+def test_rope_rotate_refuses_integer_input(x):
+    # A rotation of integers is not integer: rotating in x's dtype used to return silent zeros.
+    with pytest.raises(TypeError, match="floating-point"):
+        pos.rope_rotate(x, [1.0], [1.0])
+    rotated = pos.rope_rotate(x.astype(float) if isinstance(x, np.ndarray) else x.double(), [1.0], [1.0])
+    assert np.allclose(np.asarray(rotated), [[3 * np.cos(1) - 4 * np.sin(1), 3 * np.sin(1) + 4 * np.cos(1)]])
