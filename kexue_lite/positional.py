@@ -408,18 +408,24 @@ def base_lower_bound(Ls, d: int = 128, eps: float = 1e-8, watch: int = 256, retu
 
 def base_lower_bound_grid(L: int, d: int = 128, rounds: int = 5, start: float | None = None) -> tuple[float, int]:
     """The article's search: from ``B = 1000 L``, for ``k = 1..rounds`` test ``B j / 10^k`` (``j = 1..10^k``) and keep
-    the first feasible one. Returns ``(B, evaluations)``: an upper bound on ``b*`` (feasibility is not monotone)."""
+    the first feasible one. Returns ``(B, evaluations)``: a feasible base, hence an upper bound on ``b*``; it can lie
+    well above ``b*`` because feasibility is not monotone in the base. Raises ``ValueError`` when neither the start
+    nor any grid point is feasible (the start would otherwise come back as a false "upper bound")."""
     L = _check_L(L)
     B = 1000.0 * L if start is None else _check_base(start, minimum=1.0)
-    evaluations = 0
+    evaluations, feasible = 0, False
     for k in range(1, rounds + 1):
         for b in np.linspace(0, 1, 10**k + 1)[1:] * B:
             if b <= 1:
                 continue
             evaluations += 1
             if first_violation(b, L, d) is None:
-                B = float(b)
+                B, feasible = float(b), True
                 break
+    if not feasible:
+        evaluations += 1
+        if first_violation(B, L, d) is not None:
+            raise ValueError(f"start = {B:g} is infeasible for L = {L}, d = {d}, and no grid point below it is feasible")
     return B, evaluations
 
 

@@ -356,3 +356,11 @@ def test_rope_rotate_refuses_integer_input(x):
         pos.rope_rotate(x, [1.0], [1.0])
     rotated = pos.rope_rotate(x.astype(float) if isinstance(x, np.ndarray) else x.double(), [1.0], [1.0])
     assert np.allclose(np.asarray(rotated), [[3 * np.cos(1) - 4 * np.sin(1), 3 * np.sin(1) + 4 * np.cos(1)]])
+
+
+def test_grid_search_never_returns_an_infeasible_upper_bound():
+    # From 4 096 000 with d = 16 no grid point of two rounds is feasible, and neither is the start (m = 990 violates):
+    # the search used to return the start as its "upper bound".
+    assert pos.first_violation(4_096_000.0, 4096, 16) is not None
+    with pytest.raises(ValueError, match="start"):
+        pos.base_lower_bound_grid(4096, d=16, rounds=2)
