@@ -1,7 +1,7 @@
 """Sphinx extension of the kexue-lite book (loaded through ``_config.yml``).
 
 It also holds what the tests and ``tools/new_notebook.py`` share with the site: the catalogue
-loader and the notebook template (setup cell and title line). On the site it does four
+loader and the notebook template (setup cell and title line). On the site it does five
 things, each small (and a sixth, the root redirect, names the favicon):
 
 1. **Catalogue tables.** ``book/catalogue.yml`` is the single source of truth. A line
@@ -184,6 +184,7 @@ def _fill_placeholders(app: Any, docname: str, source: list[str]) -> None:
 ERRATA = ROOT / "book" / "errata.yml"
 ERRATA_FIELDS = ("article", "source", "where", "printed", "correct", "checked", "notebook", "section")
 ERRATA_SOURCES = ("article", "paper", "spec")
+ERRATA_LABELS = {"article": "The article", "paper": "The paper", "spec": "The book's specification"}
 
 
 def load_errata(path: Path = ERRATA) -> list[dict]:
@@ -214,7 +215,10 @@ def errata_list() -> str:
     _, articles = load_catalogue()
     by_number = {a.number: a for a in articles}
     entries = load_errata()
-    out = [f"{len(entries)} errors found so far, in {len({e['article'] for e in entries})} articles.\n"]
+    counts = {src: sum(e["source"] == src for e in entries) for src in ERRATA_SOURCES}
+    out = [f"{len(entries)} errors found so far, concerning {len({e['article'] for e in entries})} articles: "
+           f"{counts['article']} in the articles, {counts['paper']} in the papers they discuss and "
+           f"{counts['spec']} in the book's own specifications.\n"]
     for article in articles:
         mine = [e for e in entries if e["article"] == article.number]
         if not mine:
@@ -224,7 +228,7 @@ def errata_list() -> str:
             target = by_number[e["article"]]
             link = f"[{e['section']}]({e['notebook']}.md#{heading_anchor(e['section'])})"
             out.append(
-                f"**In the {e['source']}, {e['where']}.**\n\n"
+                f"**{ERRATA_LABELS[e['source']]}, {e['where']}.**\n\n"
                 f"- *Printed:* {e['printed']}\n- *Correct:* {e['correct']}\n"
                 f"- *How it was checked:* {e['checked']}\n- *Shown in:* {link} of [{target.title}]({e['notebook']}.md)\n"
             )
