@@ -93,6 +93,21 @@ def checks_something(tree: ast.Module) -> bool:
     return False
 
 
+DISPLAYED = {("viz", "table"), ("viz", "slider"), ("symbolic", "show")}
+
+
+def discarded_displays(tree: ast.Module) -> list[str]:
+    """``viz.table(...)``, ``viz.slider(...)`` or ``symbolic.show(...)`` as a statement that is not the cell's last:
+    Jupyter shows only the last expression, so the table, slider or formula would never appear."""
+    bad = []
+    for stmt in tree.body[:-1]:
+        call = stmt.value if isinstance(stmt, ast.Expr) else None
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name):
+            if (call.func.value.id, call.func.attr) in DISPLAYED:
+                bad.append(ast.unparse(stmt)[:80])
+    return bad
+
+
 def _cells(article):
     nb = jupytext.read(article.source)
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -154,6 +169,13 @@ def test_every_figure_cell_asserts_what_its_caption_says(article):
             assert checks_something(tree), f"a figure cell without an assert:\n{cell.source[:300]}"
 
 
+def test_no_table_slider_or_formula_is_discarded(article):
+    _, code, _ = _cells(article)
+    for cell in code:
+        bad = discarded_displays(_tree(cell.source))
+        assert bad == [], f"not the cell's last expression, so never shown (wrap it in display()): {bad}"
+
+
 def test_every_solution_is_checked_by_a_code_cell(article):
     nb, _, _ = _cells(article)
     inside, label, checked = False, "", False
@@ -193,6 +215,10 @@ def test_the_lint_catches_what_it_should():
     assert not checks_something(_tree("fig, ax = plt.subplots()\nassert True"))
     assert checks_something(_tree("assert y.max() < 1"))
     assert checks_something(_tree("symbolic.assert_identity(a, b)"))
+    # displays that are not the cell's last expression are lost
+    assert discarded_displays(_tree("viz.table(h, rows)\nprint(1)"))
+    assert not discarded_displays(_tree("display(viz.table(h, rows))\nprint(1)"))
+    assert not discarded_displays(_tree("print(1)\nviz.table(h, rows)"))
 
 
 def test_pair_is_in_sync_and_has_no_outputs(article):
