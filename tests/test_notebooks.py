@@ -108,6 +108,17 @@ def discarded_displays(tree: ast.Module) -> list[str]:
     return bad
 
 
+def shows_a_stray_value(source: str) -> bool:
+    """The cell ends with a bare ``prose.glue(...)`` (without ``;``): Jupyter would print the glued value."""
+    tree = _tree(source)
+    last = tree.body[-1] if tree.body else None
+    if not (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)):
+        return False
+    func = last.value.func
+    is_glue = isinstance(func, ast.Attribute) and func.attr == "glue" and isinstance(func.value, ast.Name) and func.value.id == "prose"
+    return is_glue and not source.rstrip().endswith(";")
+
+
 def _cells(article):
     nb = jupytext.read(article.source)
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -176,6 +187,12 @@ def test_no_table_slider_or_formula_is_discarded(article):
         assert bad == [], f"not the cell's last expression, so never shown (wrap it in display()): {bad}"
 
 
+def test_no_cell_prints_a_stray_glued_value(article):
+    _, code, _ = _cells(article)
+    for cell in code:
+        assert not shows_a_stray_value(cell.source), f"ends with prose.glue(...): end the line with ';'\n{cell.source[-200:]}"
+
+
 def test_every_solution_is_checked_by_a_code_cell(article):
     nb, _, _ = _cells(article)
     inside, label, checked = False, "", False
@@ -219,6 +236,7 @@ def test_the_lint_catches_what_it_should():
     assert discarded_displays(_tree("viz.table(h, rows)\nprint(1)"))
     assert not discarded_displays(_tree("display(viz.table(h, rows))\nprint(1)"))
     assert not discarded_displays(_tree("print(1)\nviz.table(h, rows)"))
+    assert shows_a_stray_value('x = 1\nprose.glue("x", x)') and not shows_a_stray_value('prose.glue("x", x);')
 
 
 def test_pair_is_in_sync_and_has_no_outputs(article):
