@@ -4,7 +4,7 @@ Every notebook calls :func:`setup` once, in its setup cell (the template checked
 ``tests/test_notebooks.py``).
 
 * **Quick mode** (default): CPU, small sizes, at most 20 s per notebook (median 10 s) on 2 cores.
-  torch runs on one thread. Measured on a 2-core build machine (300 Adam steps of the
+  torch, and numpy's and scipy's BLAS, run on one thread. Measured on a 2-core build machine (300 Adam steps of the
   Fourier density model, n = 1000): a single fit took 0.47 s with 1 or 2 threads when the
   machine was idle, but with the other core busy a batch of 3 fits took 0.60 s with 1
   thread and 2.15 s with 2, and a batch of 5 fits at N = 40 took 2.3 s against 6.5 s. Only
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 __all__ = ["Env", "full_mode", "pick_device", "device_name", "seed_everything", "static_site", "setup", "setup_time", "peak_gpu_mib"]
 
@@ -104,6 +105,9 @@ def setup(seed: int = 0, verbose: bool = True) -> Env:
     full = full_mode()
     if not full:
         torch.set_num_threads(1)
+        # numpy's and scipy's BLAS too: on a busy 2-core machine their threads fight, and a loop of small
+        # products ran 10-30 times slower (200 ssm.project calls: 23 s against 2.2 s with one thread).
+        threadpool_limits(1)
     env = Env(device=pick_device(), full=full, seed=seed)
     if verbose:
         mode = "full" if full else "quick"

@@ -55,15 +55,20 @@ def test_seed_everything_makes_every_rng_repeat():
 
 
 def test_setup_quick_mode_uses_one_thread(monkeypatch, capsys):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
     monkeypatch.setenv("KEXUE_FULL", "0")
     threads = torch.get_num_threads()
     try:
         e = env.setup(seed=3)
         assert torch.get_num_threads() == 1
+        blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
+        assert blas and all(p["num_threads"] == 1 for p in blas), "numpy's BLAS on one thread too"
         assert not e.full and e.seed == 3 and e.size(1, 2) == 1
         assert "quick mode" in capsys.readouterr().out
     finally:
         torch.set_num_threads(threads)
+        threadpool_limits(None)
 
 
 # ---------------------------------------------------------------- viz
