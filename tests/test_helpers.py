@@ -58,7 +58,7 @@ def test_setup_quick_mode_uses_one_thread(monkeypatch, capsys):
     from threadpoolctl import threadpool_info, threadpool_limits
 
     monkeypatch.setenv("KEXUE_FULL", "0")
-    threads = torch.get_num_threads()
+    threads, blas_before = torch.get_num_threads(), threadpool_info()
     try:
         e = env.setup(seed=3)
         assert torch.get_num_threads() == 1
@@ -68,7 +68,7 @@ def test_setup_quick_mode_uses_one_thread(monkeypatch, capsys):
         assert "quick mode" in capsys.readouterr().out
     finally:
         torch.set_num_threads(threads)
-        threadpool_limits(None)
+        threadpool_limits({p["prefix"]: p["num_threads"] for p in blas_before})
 
 
 # ---------------------------------------------------------------- viz
