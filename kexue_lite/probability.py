@@ -258,10 +258,16 @@ def perturb_max(x: Array, noise: str = "gumbel", n_nodes: int = 200) -> Array:
     nodes, weights = np.polynomial.hermite_e.hermegauss(int(n_nodes))
     eps = torch.as_tensor(nodes, dtype=t.dtype, device=t.device)
     logw = torch.as_tensor(np.log(weights / math.sqrt(2 * math.pi)), dtype=t.dtype, device=t.device)
-    diff = t[..., :, None] - t[..., None, :]  # (..., i, j): x_i - x_j
+    # -inf logits: Phi(x_i - (-inf)) = 1 for every finite i, and a -inf entry never wins. They are set to 0
+    # before differencing (no inf - inf, no NaN in values or gradients) and masked afterwards.
+    finite = torch.isfinite(t)
+    tf = torch.where(finite, t, torch.zeros_like(t))
+    diff = tf[..., :, None] - tf[..., None, :]  # (..., i, j): x_i - x_j
     logphi = torch.special.log_ndtr(diff[..., None] + eps)  # (..., i, j, node)
-    eye = torch.eye(t.shape[-1], dtype=torch.bool, device=t.device)[..., None]
-    log_prod = torch.where(eye, torch.zeros_like(logphi), logphi).sum(-2)  # (..., i, node)
+    eye = torch.eye(t.shape[-1], dtype=torch.bool, device=t.device)
+    skip = (eye | ~finite[..., None, :])[..., None]  # the j = i factor, and every -inf competitor, is 1
+    log_prod = torch.where(skip, torch.zeros_like(logphi), logphi).sum(-2)  # (..., i, node)
+    log_prod = torch.where(finite[..., None], log_prod, torch.full_like(log_prod, -math.inf))
     p = torch.logsumexp(log_prod + logw, dim=-1).exp()
     return _back(p / p.sum(-1, keepdim=True), numpy)
 

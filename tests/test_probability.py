@@ -155,6 +155,21 @@ def test_huge_logits_and_minus_inf(dtype, name):
         loss_x.grad = None
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_perturb_normal_with_minus_inf_is_the_finite_problem(dtype):
+    # Gave all-NaN probabilities for two -inf logits and NaN gradients for one: a -inf entry never wins, and
+    # every finite entry beats it surely, so the answer is the finite entries' answer padded with zeros.
+    finite = pr.perturb_max(torch.tensor([1.0, 0.0, -0.5], dtype=torch.float64), "normal")
+    for x in ([1.0, 0.0, -0.5, -math.inf], [-math.inf, 1.0, -math.inf, 0.0, -0.5, -math.inf]):
+        t = torch.tensor(x, dtype=dtype, requires_grad=True)
+        p = pr.perturb_max(t, "normal")
+        keep = torch.isfinite(t)
+        assert torch.all(p[~keep] == 0)
+        np.testing.assert_allclose(p[keep].detach().double().numpy(), finite.numpy(), atol=1e-6 if dtype == torch.float32 else 1e-12)
+        (p * torch.arange(len(x), dtype=dtype)).sum().backward()
+        assert torch.isfinite(t.grad).all() and torch.all(t.grad[~keep] == 0)
+
+
 def test_all_minus_inf_row_and_nan_raise():
     bad = np.array([[0.0, 1.0], [-np.inf, -np.inf]])
     for f in (pr.softmax, pr.sparsemax, pr.entmax15, pr.log_softmax):
