@@ -203,11 +203,13 @@ def load_errata(path: Path = ERRATA) -> list[dict]:
 
 
 def heading_anchor(title: str) -> str:
-    """The anchor MyST gives a heading (``myst_heading_anchors``, GitHub's rule): lower case,
-    spaces to -, punctuation dropped."""
+    """The anchor MyST gives a heading (``myst_heading_anchors``, GitHub's rule): only its text and inline
+    code count (math is dropped), then lower case, spaces to -, punctuation dropped."""
+    import re
+
     from myst_parser.mdit_to_docutils.base import default_slugify
 
-    return default_slugify(title.strip())
+    return default_slugify(re.sub(r"\$[^$]*\$", "", title.strip()).replace("`", ""))
 
 
 def errata_list() -> str:
