@@ -60,6 +60,11 @@ def execute(article, *, full: bool, live: bool, claims_dir: Path, timeout: int =
     start = time.perf_counter()
     try:
         client.execute()
+        # The site build fails on anything written to stderr (warnings too): so does this.
+        for i, cell in enumerate(nb.cells):
+            for out in cell.get("outputs", []):
+                if out.get("name") == "stderr":
+                    raise RuntimeError(f"cell {i} wrote to stderr: {out['text'][:500]}")
     finally:
         if save is not None:
             import nbformat
