@@ -541,7 +541,7 @@ def test_train_denoiser_learns_the_score_and_nn_score_divides_by_beta():
         assert float(((score(xs, t) - want) ** 2).mean().sqrt() / (want**2).mean().sqrt()) < 0.25
     with pytest.raises(ValueError, match="t_min"):
         diff.train_denoiser(data.sample, 1, vp, t_min=1.0)
-    with pytest.raises(ValueError, match="n_steps"):
+    with pytest.raises(ValueError, match="^steps must"):  # the message names the trainer's own argument
         diff.train_denoiser(data.sample, 1, vp, steps=0)
 
 
@@ -554,7 +554,7 @@ def test_train_gan_moves_noise_onto_both_modes():
     near = float(((out.abs() - 1.5).abs() < 0.3).double().mean())
     assert near > 0.35  # raw noise: 2 [Phi(1.8) - Phi(1.2)] = 0.158
     assert 0.25 < float((out > 0).double().mean()) < 0.75
-    with pytest.raises(ValueError, match="n_steps"):
+    with pytest.raises(ValueError, match="^steps must"):
         diff.train_gan(modes.sample, 1, steps=-1)
 
 
@@ -577,3 +577,331 @@ def test_trainers_are_deterministic_under_a_seed():
         first = run(0)
         assert torch.equal(first, run(0)), name
         assert not torch.equal(first, run(1)), name
+
+
+# ------------------------------------------------------------------------------ validation (issue 15)
+def test_schedule_keeps_the_graph_of_a_tensor_that_requires_grad():
+    s = diff.vp_exp(5.0)
+    for dtype in (torch.float64, torch.float32):
+        t = torch.tensor([0.2, 0.6], dtype=dtype, requires_grad=True)
+        a = s.alpha(t)
+        assert a.requires_grad and a.dtype == dtype  # not silently detached
+        (da,) = torch.autograd.grad(a.sum(), t)
+        np.testing.assert_allclose(da.double().numpy(), (-10 * t * torch.exp(-5 * t**2)).detach().double().numpy(), rtol=1e-6)
+    t = torch.tensor([0.2, 0.6], dtype=torch.float64, requires_grad=True)
+    f, g2 = s.f(t), s.g2(t)  # f = -10 t and g2 = 20 t: d/dt = -10 and 20, through the inner autograd
+    np.testing.assert_allclose(f.detach().numpy(), -10 * t.detach().numpy(), atol=1e-12)
+    (df,) = torch.autograd.grad(f.sum(), t)
+    (dg2,) = torch.autograd.grad(g2.sum(), t)
+    np.testing.assert_allclose(df.numpy(), [-10, -10], atol=1e-9)
+    np.testing.assert_allclose(dg2.numpy(), [20, 20], atol=1e-8)
+    (dl,) = torch.autograd.grad(s.log_snr(t).sum(), t)
+    assert torch.isfinite(dl).all()
+    assert not s.alpha(torch.tensor([0.3])).requires_grad  # no graph where none was asked for
+    with pytest.raises(TypeError, match="t must"):
+        s.alpha(np.array([0.5 + 0j]))
+    with pytest.raises(TypeError, match="t must"):
+        s.alpha(torch.tensor([True]))
+
+
+def test_logsnr_functions_refuse_t_outside_the_unit_interval():
+    for bad in (1.5, -0.1, np.array([0.5, np.nan]), np.array([0.2, 1.2]), torch.tensor([1.2])):
+        with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
+            diff.logsnr_cosine(bad)
+    with pytest.raises(ValueError, match=r"t must lie"):
+        diff.logsnr_shifted(1.5, 512)
+    with pytest.raises(ValueError, match=r"t must lie"):
+        diff.logsnr_interpolated(-1.0, 512)
+    with pytest.raises(ValueError, match="logsnr_max"):
+        diff.logsnr_cosine(0.5, logsnr_max=math.inf)
+    with pytest.raises(ValueError, match="d_low"):
+        diff.logsnr_interpolated(0.5, 512, d_low=0)
+    with pytest.raises(ValueError, match="image_d"):
+        diff.logsnr_shifted(0.5, -64)
+    with pytest.raises(ValueError, match="lam"):
+        diff.alpha_beta_from_logsnr(np.array([0.0, np.nan]))
+    a, b = diff.alpha_beta_from_logsnr(np.array([np.inf, -np.inf]))  # the exact limits, not nan
+    np.testing.assert_array_equal(a, [1, 0])
+    np.testing.assert_array_equal(b, [0, 1])
+    lam = torch.tensor([0.0, 1.0], requires_grad=True)  # a tensor t keeps its graph
+    assert diff.logsnr_cosine(torch.tensor([0.3], requires_grad=True)).requires_grad
+    assert diff.alpha_beta_from_logsnr(lam)[0].requires_grad
+
+
+def test_shift_vp_refuses_a_zero_over_zero_snr():
+    with pytest.raises(ValueError, match="both be 0"):
+        diff.shift_vp(0, 0, 2.0)
+    with pytest.raises(ValueError, match="both be 0"):
+        diff.shift_vp(np.array([0.6, 0.0]), np.array([0.8, 0.0]), 2.0)
+    with pytest.raises(ValueError, match="alpha_lo"):
+        diff.shift_vp(np.nan, 0.5, 2.0)
+    with pytest.raises(ValueError, match="beta_lo"):
+        diff.shift_vp(0.5, -0.1, 2.0)
+    with pytest.raises(ValueError, match="s must be finite"):
+        diff.shift_vp(0.6, 0.8, math.inf)
+    assert diff.shift_vp(0.0, 1.0, 4) == (0.0, 1.0)  # SNR 0 stays 0
+
+
+def test_w1_distances_refuse_2d_empty_and_nan_samples():
+    gm = diff.two_mode_1d()
+
+    def cdf(z):
+        return gm.cdf(z[:, None]).numpy()
+
+    col = gm.sample(500, torch.Generator().manual_seed(0)).numpy()  # (n, 1): one-dimensional data
+    assert diff.w1_to_cdf(col, cdf, -5, 5) == diff.w1_to_cdf(col[:, 0], cdf, -5, 5)
+    with pytest.raises(ValueError, match="one-dimensional"):
+        diff.w1_to_cdf(np.zeros((10, 2)), cdf, -5, 5)
+    with pytest.raises(ValueError, match="one-dimensional"):
+        diff.w1_to_quantiles(np.zeros((10, 2)), gm.icdf)
+    with pytest.raises(ValueError, match="empty"):
+        diff.w1_to_cdf(np.zeros(0), cdf, -5, 5)
+    with pytest.raises(ValueError, match="finite"):
+        diff.w1_to_cdf(np.array([0.0, np.nan]), cdf, -5, 5)
+    with pytest.raises(ValueError, match="finite"):
+        diff.w1_to_quantiles(np.array([0.0, -np.inf]), gm.icdf)
+    with pytest.raises(ValueError, match="lo < hi"):
+        diff.w1_to_cdf(col, cdf, 5, -5)
+    with pytest.raises(ValueError, match="n_grid"):
+        diff.w1_to_cdf(col, cdf, -5, 5, n_grid=1)
+    with pytest.raises(ValueError, match="cdf_fn must return"):
+        diff.w1_to_cdf(col, lambda z: cdf(z)[:10], -5, 5)
+
+
+def test_self_consuming_gaussian_refuses_a_singular_covariance_fit():
+    with pytest.raises(ValueError, match=r"n \+ n_real > dim"):
+        diff.self_consuming_gaussian(3, 2, 5, dim=3)
+    with pytest.raises(ValueError, match=r"n \+ n_real > dim"):
+        diff.self_consuming_gaussian(2, 2, 5, dim=4, n_real=2)
+    run = diff.self_consuming_gaussian(2, 2, 5, dim=3, n_real=2)  # 4 points in 3-D: full rank
+    assert np.isfinite(run["var"]).all()
+    with pytest.raises(ValueError, match="n_real"):
+        diff.self_consuming_gaussian(5, 2, 5, n_real=-1)
+    with pytest.raises(ValueError, match="lam"):
+        diff.self_consuming_gaussian(5, 2, 5, lam=math.inf)
+
+
+def test_self_consuming_categorical_refuses_zero_tokens_and_bad_p0():
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="^n must"):
+            diff.self_consuming_categorical(np.ones(3), bad, 2)
+    with pytest.raises(ValueError, match="generations"):
+        diff.self_consuming_categorical(np.ones(3), 10, 0)
+    with pytest.raises(ValueError, match="p0"):
+        diff.self_consuming_categorical(np.array([0.5, np.nan]), 10, 2)
+    with pytest.raises(ValueError, match="temperature"):
+        diff.self_consuming_categorical(np.ones(3), 10, 2, temperature=math.inf)  # would revive lost tokens (0^0 = 1)
+    cold = diff.self_consuming_categorical(np.array([0.5, 0.3, 0.2]), 10, 3, temperature=1e-4)  # p^(1/T) underflows
+    assert np.isfinite(cold["p"]).all() and cold["support"][-1] == 1 and cold["p"][-1, 0] == 1
+
+
+def test_schedule_and_sampler_parameters_are_checked():
+    with pytest.raises(ValueError, match="c must be finite"):
+        diff.vp_exp(math.inf)
+    for t_max in (0.0, 1.0, math.nan):
+        with pytest.raises(ValueError, match="t_max"):
+            diff.vp_cosine(t_max)
+    with pytest.raises(ValueError, match="sigma_max"):
+        diff.ve_geometric(0.01, math.inf)
+    with pytest.raises(ValueError, match="T must"):
+        diff.ddpm_discrete(T=0)
+    with pytest.raises(ValueError, match="t_max"):
+        diff.Schedule(lambda t: t, lambda t: t, t_max=2.0)
+    vp, x = diff.vp_exp(), torch.zeros(4, 1, dtype=torch.float64)
+    for t_end in (0.0, 1.5, math.nan):
+        with pytest.raises(ValueError, match="t_end"):
+            diff.forward_sde(x, vp, 3, t_end=t_end)
+    with pytest.raises(ValueError, match="t_end"):  # would step past t = 0 unseen
+        diff.reverse_sde_sample(lambda y, t: y, vp, x, 1, t_start=0.5, t_end=-0.5)
+    with pytest.raises(ValueError, match="t_start"):
+        diff.reverse_sde_sample(lambda y, t: y, vp, x, 1, t_start=1.5, t_end=0.5)
+    with pytest.raises(TypeError, match="schedule"):
+        diff.forward_sde(x, "vp", 3)
+    with pytest.raises(TypeError, match="x0"):
+        diff.forward_sde(np.zeros((4, 1)), vp, 3)
+    with pytest.raises(ValueError, match="differ"):
+        diff.ode_sample(lambda y, t: y, x, 3, 0.5, 0.5)
+    with pytest.raises(ValueError, match="t_end must be finite"):
+        diff.ode_sample(lambda y, t: y, x, 3, 1.0, math.nan)
+    with pytest.raises(TypeError, match="velocity_fn"):
+        diff.ode_sample(None, x, 3)
+    net = torch.nn.Linear(2, 1, dtype=torch.float64)
+    with pytest.raises(ValueError, match="beta_t = 0"):  # -eps / 0 would be an infinite score
+        diff.nn_score(net, vp)(x, 0.0)
+    with pytest.raises(ValueError, match="^batch must"):
+        diff.train_denoiser(diff.two_mode_1d().sample, 1, vp, batch=0)
+    with pytest.raises(ValueError, match="data_sampler must return tensors of shape"):
+        diff.train_denoiser(lambda b, g: torch.zeros(b, 2, dtype=torch.float64), 1, vp, steps=1)
+
+
+def test_mixture_inputs_are_checked():
+    with pytest.raises(ValueError, match="weights must be finite"):
+        diff.GaussianMixture([math.nan, 1.0], [[0.0], [1.0]], [1.0, 1.0])
+    with pytest.raises(ValueError, match="means must be finite"):
+        diff.GaussianMixture([1.0], [[math.inf]], [1.0])
+    with pytest.raises(ValueError, match="symmetric"):  # eigh would silently read one triangle only
+        diff.GaussianMixture([1.0], [[0.0, 0.0]], [[[1.0, 0.5], [-0.5, 1.0]]])
+    with pytest.raises(ValueError, match="means must have shape"):
+        diff.GaussianMixture([1.0], np.zeros((1, 2, 2)), [1.0])
+    with pytest.raises(ValueError, match="means must have shape"):
+        diff.GaussianMixture([1.0, 1.0], np.zeros((2, 0)), [1.0, 1.0])
+    gm = diff.two_mode_1d()
+    with pytest.raises(ValueError, match="x must be finite"):
+        gm.score(torch.tensor([[0.0], [math.nan]], dtype=torch.float64))
+    with pytest.raises(ValueError, match="both be 0"):
+        gm.diffuse(0.0, 0.0)
+    with pytest.raises(ValueError, match="alpha must be finite"):
+        gm.diffuse(math.nan, 1.0)
+    with pytest.raises(ValueError, match="alpha must not be 0"):
+        gm.posterior_mean(torch.zeros(2, 1, dtype=torch.float64), 0.0, 1.0)
+    with pytest.raises(ValueError, match="^n must"):
+        gm.sample(0)
+    x = torch.zeros(3, 1, dtype=torch.float64)
+    with pytest.raises(ValueError, match="alpha must be a tensor of shape"):
+        gm.score_t(x, torch.ones(3, dtype=torch.float64), torch.ones(3, 1, dtype=torch.float64))
+    with pytest.raises(ValueError, match="both be 0"):
+        gm.score_t(x, torch.zeros(3, 1, dtype=torch.float64), torch.zeros(3, 1, dtype=torch.float64))
+    for q in (1.5, -0.1, math.nan):  # bisection would return the bracket's end silently
+        with pytest.raises(ValueError, match=r"q must lie in \[0, 1\]"):
+            gm.icdf(np.array([0.5, q]))
+    ends = gm.icdf(np.array([0.0, 0.5, 1.0]))
+    assert ends[0] == -math.inf and ends[2] == math.inf and math.isfinite(float(ends[1]))
+    assert gm.icdf(0.3).shape == () and float(gm.icdf(0.3)) == pytest.approx(float(gm.icdf(np.array([0.3]))[0]))
+    with pytest.raises(ValueError, match="stds"):
+        diff.two_mode_1d(stds=(-0.3, 0.5))  # would be squared into a valid variance
+    with pytest.raises(ValueError, match="^k must"):
+        diff.ring_mixture(0)
+    with pytest.raises(ValueError, match="std must be positive"):
+        diff.ring_mixture(4, 2.0, -0.1)
+    data = torch.randn(5, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="beta must be positive"):
+        diff.empirical_score(torch.zeros(2, 2, dtype=torch.float64), data, 1.0, 0.0)
+    with pytest.raises(ValueError, match="data must be a non-empty"):
+        diff.empirical_score(torch.zeros(2, 2, dtype=torch.float64), data[:0], 1.0, 0.5)  # softmax of nothing: a silent 0
+    with pytest.raises(ValueError, match="same dimension"):
+        diff.empirical_score(torch.zeros(2, 1, dtype=torch.float64), data, 1.0, 0.5)  # would broadcast silently
+
+
+def test_metrics_pooling_and_nets_refuse_bad_input():
+    a = torch.randn(20, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="x must be a non-empty"):
+        diff.mmd_rbf(a[:0], a)  # mean of nothing: nan
+    with pytest.raises(ValueError, match="same dimension"):
+        diff.mmd_rbf(a, a[:, :1])
+    with pytest.raises(ValueError, match="bandwidth must be finite"):
+        diff.mmd_rbf(a, a, bandwidth=math.inf)  # every kernel value 1: a silent 0
+    with pytest.raises(ValueError, match="y must be finite"):
+        diff.mmd_rbf(a, a.clone().fill_(math.nan))
+    ints = torch.tensor([[0, 1], [2, 3]])
+    assert diff.mmd_rbf(ints, ints + 1) == pytest.approx(diff.mmd_rbf(ints.double(), ints.double() + 1))
+    with pytest.raises(ValueError, match="centers must be a non-empty"):
+        diff.mode_coverage(a, a[:0], 0.5)
+    with pytest.raises(ValueError, match="x must be a non-empty"):
+        diff.mode_coverage(a[:0], a, 0.5)
+    with pytest.raises(ValueError, match="radius must be finite"):
+        diff.mode_coverage(a, a, math.inf)
+    with pytest.raises(ValueError, match="x1 must be a non-empty"):
+        diff.straightness(lambda x, t: x, a[:0])
+    img = torch.arange(16).reshape(4, 4)
+    torch.testing.assert_close(diff.avg_pool(img, 2), diff.avg_pool(img.double(), 2))  # integers pooled in float64
+    with pytest.raises(ValueError, match="two"):
+        diff.avg_pool(np.ones(8), 2)
+    with pytest.raises(TypeError, match="x must be a numpy array"):
+        diff.avg_pool([[1.0, 2.0], [3.0, 4.0]], 1)
+    with pytest.raises(ValueError, match="scales must not be empty"):
+        diff.multiscale_mse(np.ones((4, 4)), np.zeros((4, 4)), scales=())
+    with pytest.raises(TypeError, match="both"):
+        diff.multiscale_mse(np.ones((4, 4)), torch.zeros(4, 4))
+    with pytest.raises(ValueError, match="finite"):
+        diff.multiscale_mse(np.full((4, 4), np.nan), np.zeros((4, 4)))
+    with pytest.raises(ValueError, match="in_dim"):
+        diff.make_mlp(0, 1)
+    with pytest.raises(ValueError, match="depth"):
+        diff.make_mlp(2, 1, depth=-1)
+    assert len(diff.make_mlp(2, 1, depth=0)) == 1  # depth 0: one linear layer
+
+
+def test_flow_ign_and_sid_inputs_are_checked():
+    ring = diff.ring_mixture(4)
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="t must be finite"):
+        diff.rf_velocity(ring, x, math.nan)
+    with pytest.raises(TypeError, match="mixture"):
+        diff.rf_velocity("ring", x, 0.5)
+    with pytest.raises(ValueError, match=r"t must lie in \[0, 1\)"):
+        diff.rf_velocity_from_score(lambda y, t: y)(x, -0.5)
+    with pytest.raises(ValueError, match="pair_sampler"):
+        diff.train_velocity_field(lambda b, g: torch.zeros(b, 2), 2, steps=1)
+    f = diff.make_mlp(2, 2, hidden=4, depth=1)
+    with pytest.raises(ValueError, match="clamp_ratio must be finite"):
+        diff.ign_losses(f, x, x, clamp_ratio=math.inf)  # tanh(r / inf) * inf = nan
+    with pytest.raises(ValueError, match="x must be a non-empty"):
+        diff.ign_losses(f, x[:0], x)
+    with pytest.raises(ValueError, match=r"\(n, d\) outputs"):
+        diff.ign_losses(diff.make_mlp(2, 1, hidden=4, depth=1), x, x)  # (n, 1) - (n, 2) would broadcast
+    losses = diff.ign_losses(f, x, x)
+    with pytest.raises(ValueError, match="weights must be three"):
+        diff.ign_total_loss(losses, (1.0, 2.0))
+    with pytest.raises(ValueError, match=r"weights\[2\] must be finite"):
+        diff.ign_total_loss(losses, (1.0, 2.0, math.nan))
+    with pytest.raises(ValueError, match="snapshot_every"):
+        diff.train_ign(ring.sample, 2, steps=1, snapshot_every=-1)
+    with pytest.raises(ValueError, match="^lr must"):
+        diff.train_gan(ring.sample, 2, steps=1, lr=0.0)
+    with pytest.raises(ValueError, match="alpha must not be 0"):
+        diff.eps_to_x0(x, x, 0.0, 1.0)
+    with pytest.raises(ValueError, match="beta must not be 0"):
+        diff.x0_to_eps(x, x, torch.ones(3, 1), torch.tensor([[0.5], [0.0], [0.5]]))
+    import sympy as sp
+
+    A, B, xt, m = sp.symbols("A B x_t m", positive=True)  # symbolic arguments still pass
+    assert sp.simplify(diff.eps_to_x0(xt, diff.x0_to_eps(xt, m, A, B), A, B) - m) == 0
+    e = torch.zeros(0, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="at least one sample"):
+        diff.sid_generator_loss(e, e, e)
+    with pytest.raises(ValueError, match="lam must be finite"):
+        diff.sid_generator_loss(x, x, x, lam=math.nan)
+    with pytest.raises(ValueError, match="sigma must be finite"):
+        diff.linear_gaussian_sid_grads(1.0, 0.0, 0.0, math.inf, 0.5, 0.5)
+    with pytest.raises(ValueError, match="alpha_bar must be finite"):
+        diff.linear_gaussian_sid_grads(1.0, 0.0, 0.0, 1.0, math.nan, 0.5)
+    for t_range in ((0.0, 0.5), (0.9, 0.1), (0.5, 1.5)):  # t = 0 has beta_bar = 0; a reversed range is no range
+        with pytest.raises(ValueError, match="t_range"):
+            diff.linear_gaussian_sid_descent(0.2, 2.0, 1.0, 0.5, "sid", steps=3, t_range=t_range)
+    with pytest.raises(ValueError, match="^lr must"):
+        diff.linear_gaussian_sid_descent(0.2, 2.0, 1.0, 0.5, "sid", steps=3, lr=-0.1)
+    with pytest.raises(ValueError, match="t_range"):
+        diff.train_sid(diff.two_mode_1d(), steps=1, t_range=(0.8, 0.2))
+    with pytest.raises(ValueError, match="fake_steps"):
+        diff.train_sid(diff.two_mode_1d(), steps=1, fake_steps=-1)
+    with pytest.raises(TypeError, match="teacher"):
+        diff.train_sid("teacher", steps=1)
+
+
+def test_every_public_name_is_re_exported_from_its_module():
+    import importlib
+
+    modules = ("schedules", "log_snr", "multiscale", "mixtures", "samplers", "nets", "denoiser", "metrics",
+               "rectified_flow", "ign", "sid", "self_consuming")
+    seen = []
+    for name in modules:
+        mod = importlib.import_module(f"kexue_lite.diffusion.{name}")
+        assert mod.__doc__ and "notebook" in mod.__doc__, name  # each module names the notebooks it serves
+        for public in mod.__all__:
+            assert getattr(diff, public) is getattr(mod, public)
+        seen += mod.__all__
+    assert sorted(seen) == sorted(diff.__all__) and len(seen) == len(set(seen)) == 54
+
+
+def test_scalar_parameters_refuse_tensors_that_require_grad():
+    # scalar parameters are used as Python floats: a tensor with a graph is refused rather than silently detached
+    gm = diff.two_mode_1d()
+    with pytest.raises(TypeError, match="alpha must be a plain number"):
+        gm.diffuse(torch.tensor(0.6, dtype=torch.float64, requires_grad=True), 0.8)
+    with pytest.raises(TypeError, match="lam must be a plain number"):
+        x = torch.zeros(2, 1, dtype=torch.float64)
+        diff.sid_generator_loss(x, x, x, lam=torch.tensor(1.2, requires_grad=True))
+    law = gm.diffuse(torch.tensor(0.6, dtype=torch.float64), np.float64(0.8))  # plain 0-d tensors and numpy scalars are fine
+    torch.testing.assert_close(law.means, gm.diffuse(0.6, 0.8).means)
+    with pytest.raises(TypeError, match="beta must be a real number"):
+        gm.diffuse(0.6, True)
