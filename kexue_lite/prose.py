@@ -2,13 +2,18 @@
 
 ``prose.glue("w1_n100", w1)`` in a code cell, then ``{glue:text}`w1_n100:.3f``` in the
 Markdown around it (a string: ``{glue:md}`name```): the website shows the number this run computed, formatted there, and a
-misspelt key fails the build. Under the site build this is myst-nb's ``glue``; where myst-nb is
-not installed (Colab, a plain Jupyter) it does nothing visible, and the reader sees the value in
-the cell's own printout instead.
+misspelt key fails the build. Under the site build this writes what myst-nb's ``glue`` writes (a hidden
+display bundle under myst-nb's mime prefix, with ``scrapbook`` metadata); where myst-nb is not installed
+(Colab, a plain Jupyter) it does nothing visible, and the reader sees the value in the cell's own printout.
+
+It does not import ``myst_nb.glue``: that module imports nbformat and jsonschema, whose URI-format checker
+compiles a grammar on import (about 2 s of CPU in every notebook, with JupyterLab's dependencies installed).
+``tests/test_helpers.py`` checks that the bundle is the one myst-nb's ``glue(name, value, display=False)`` writes.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 from typing import Any
@@ -18,6 +23,7 @@ import numpy as np
 __all__ = ["glue"]
 
 _KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+GLUE_PREFIX = "application/papermill.record/"  # myst_nb.ext.glue.GLUE_PREFIX: the mime prefix myst-nb reads back
 
 
 def glue(name: str, value: Any) -> Any:
@@ -42,9 +48,12 @@ def glue(name: str, value: Any) -> Any:
         stored = Markdown(value)  # shown with {glue:md}`name` (a plain string's text form carries quotes)
     else:
         raise TypeError(f"{name}: glue a number or a string, got {type(value).__name__}")
-    try:
-        from myst_nb import glue as _myst_glue
-    except ImportError:  # Colab or a plain Jupyter: nothing to glue into
+    if importlib.util.find_spec("myst_nb") is None:  # Colab or a plain Jupyter: nothing to glue into
         return value
-    _myst_glue(name, stored, display=False)
+    from IPython.core.formatters import format_display_data
+    from IPython.display import display
+
+    bundle, metadata = format_display_data(stored)
+    metadata["scrapbook"] = {"name": name, "mime_prefix": GLUE_PREFIX}
+    display({GLUE_PREFIX + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)
     return value

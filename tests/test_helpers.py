@@ -249,6 +249,29 @@ def test_claims_json_is_written_on_display(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------- prose
+def test_glue_writes_what_myst_nb_glue_writes(monkeypatch):
+    """The bundle prose.glue displays is byte for byte the one myst-nb's glue(display=False) displays."""
+    import IPython.display
+    import myst_nb.ext.glue as myst_glue
+    from IPython.display import Markdown
+
+    shown: list[tuple[dict, dict]] = []
+
+    def capture(obj, raw=False, metadata=None):
+        assert raw
+        shown.append((obj, metadata))
+
+    monkeypatch.setattr(IPython.display, "display", capture)
+    monkeypatch.setattr(myst_glue, "ipy_display", capture)
+    assert prose.GLUE_PREFIX == myst_glue.GLUE_PREFIX
+    for name, value, stored in (("x", np.float64(0.125), 0.125), ("n", np.int64(7), 7), ("w", "seven", Markdown("seven"))):
+        prose.glue(name, value)
+        myst_glue.glue(name, stored, display=False)
+        ours, theirs = shown[-2], shown[-1]
+        assert ours == theirs, name
+        assert ours[1]["scrapbook"] == {"name": name, "mime_prefix": myst_glue.GLUE_PREFIX}
+
+
 def test_glue_accepts_numbers_and_strings_and_returns_them():
     assert prose.glue("a_number", np.float32(0.25)) == np.float32(0.25)
     assert prose.glue("an_int", np.int64(3)) == 3
