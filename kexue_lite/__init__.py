@@ -4,7 +4,10 @@ One module per idea: :mod:`env` (mode, device, seeds), :mod:`viz` (plot style an
 sliders), :mod:`symbolic` (sympy checks), :mod:`density` (Fourier density model),
 :mod:`ssm` (HiPPO matrices, discretisation, the S4 kernel), :mod:`probability` (softmax and
 its alternatives, their losses), :mod:`positional` (sinusoidal encodings, RoPE), :mod:`attention` (linear and masked softmax
-attention) and :mod:`diffusion` (noise schedules, SDE samplers, rectified flow, SiD, IGN, self-consuming loops).
+attention), :mod:`diffusion` (a subpackage: noise schedules, SDE samplers, rectified flow, SiD, IGN, self-consuming
+loops), :mod:`multimodal` (bit counting for image tokenizers, autoregression over patches), :mod:`vq` (vector
+quantisation: the straight-through estimator, the rotation trick, SimVQ), :mod:`text` (LCS, ROUGE-L, pseudo-summaries,
+BM25) and :mod:`automata` (the projector as a timed automaton); :mod:`claims` and :mod:`prose` serve the contract.
 """
 
 from . import claims, env, symbolic, viz

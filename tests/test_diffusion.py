@@ -327,6 +327,49 @@ def test_ign_identity_trap_and_errors():
     torch.testing.assert_close(hist["snapshots"][-1][1], f(probe).detach())
 
 
+def test_train_ign_trains_a_given_net_like_a_hand_written_loop():
+    blobs = diff.GaussianMixture([0.5, 0.5], [[-1.5, 0.0], [1.5, 0.0]], [0.01, 0.01])
+
+    def bottleneck():  # 2 -> 1 -> 2: an autoencoder that cannot represent the identity of the plane
+        torch.manual_seed(3)
+        return torch.nn.Sequential(diff.make_mlp(2, 1, hidden=8, depth=1), diff.make_mlp(1, 2, hidden=8, depth=1))
+
+    net = bottleneck()
+    f, hist = diff.train_ign(blobs.sample, 2, steps=15, batch=32, lr=3e-3, seed=4, net=net)
+    assert f is net and len(hist["rec"]) == 15
+    # the reference: the paper's loop written out with a deep copy of f in the frozen slot (not train_ign's code)
+    import copy
+
+    ref = bottleneck()
+    gen = torch.Generator().manual_seed(4)
+    opt = torch.optim.Adam(ref.parameters(), lr=3e-3, betas=(0.5, 0.999))
+    for _ in range(15):
+        x = blobs.sample(32, gen)
+        z = torch.randn(32, 2, generator=gen, dtype=torch.float64)
+        frozen = copy.deepcopy(ref).requires_grad_(False)
+        fz, fz_frozen = ref(z), frozen(z)
+        rec = (ref(x) - x).abs().sum(1).mean()
+        tight = -(ref(fz_frozen) - fz_frozen).abs().sum(1).mean()
+        loss = 20 * rec + 20 * (frozen(fz) - fz).abs().sum(1).mean() + 2.5 * torch.tanh(tight / (1.5 * rec.detach())) * 1.5 * rec.detach()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for got, want in zip(f.parameters(), ref.parameters()):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+    probe = torch.randn(50, 2, dtype=torch.float64)
+    for y in probe[:10]:  # the Jacobian has rank <= 1 at every probed point (a 2 -> 1 -> 2 composition)
+        jac = torch.autograd.functional.jacobian(f, y[None])[0, :, 0, :]
+        assert torch.linalg.matrix_rank(jac) <= 1 and float(torch.linalg.det(jac).abs()) < 1e-12
+    with pytest.raises(TypeError, match="net must be"):
+        diff.train_ign(blobs.sample, 2, steps=1, net=lambda y: y)
+    with pytest.raises(ValueError, match=r"\(n, d\) outputs"):
+        diff.train_ign(blobs.sample, 2, steps=1, net=diff.make_mlp(2, 1, hidden=4, depth=1))
+    with pytest.raises(ValueError, match="net must have float64"):
+        diff.train_ign(blobs.sample, 2, steps=1, net=diff.make_mlp(2, 2, hidden=4, depth=1).float())
+    with pytest.raises(ValueError, match="net must have float64 parameters on device meta"):
+        diff.train_ign(blobs.sample, 2, steps=1, net=diff.make_mlp(2, 2, hidden=4, depth=1), device="meta")
+
+
 def test_sid_losses_and_conversions():
     gen = torch.Generator().manual_seed(4)
     et, ef, eps = (torch.randn(10, 3, generator=gen, dtype=torch.float64) for _ in range(3))

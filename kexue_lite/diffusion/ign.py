@@ -80,8 +80,14 @@ def _snapshot_every(v: object) -> int:
 
 def train_ign(data_sampler, dim: int, steps: int = 800, batch: int = 256, lr: float = 1e-3, hidden: int = 64, depth: int = 2,
               weights: tuple[float, float, float] = (20.0, 20.0, 2.5), clamp_ratio: float | None = 1.5, dist: str = "l1",
-              seed: int = 0, snapshot_every: int = 0, z_probe: torch.Tensor | None = None, device: str | torch.device = "cpu"):
+              seed: int = 0, snapshot_every: int = 0, z_probe: torch.Tensor | None = None, device: str | torch.device = "cpu",
+              net: torch.nn.Module | None = None):
     """Train an IGN ``f`` (Adam, betas (0.5, 0.999)) on ``data_sampler(batch, generator)`` with ``z ~ N(0, I)``.
+
+    ``f`` is a fresh :func:`make_mlp` ``dim -> dim`` net (``hidden``, ``depth``) unless ``net`` is given: a float64
+    ``torch.nn.Module`` on ``device`` mapping ``(n, dim)`` to ``(n, dim)`` (e.g. an autoencoder with a bottleneck, which
+    cannot represent the identity), trained in place; ``hidden`` and ``depth`` are then unused, and ``seed`` does not
+    initialise it (it seeds torch's global generator and the data/noise generator only; seed ``net`` before building it).
 
     ``generator`` is a seeded CPU generator; the ``(batch, dim)`` batches are moved to ``device``, where ``f`` lives.
     Returns ``(f, history)``: per-step ``rec``, ``idem``, ``tight_raw`` and, every ``snapshot_every`` steps (with step 0),
@@ -95,10 +101,18 @@ def train_ign(data_sampler, dim: int, steps: int = 800, batch: int = 256, lr: fl
     if clamp_ratio is not None:
         _positive("clamp_ratio", clamp_ratio)
     ign_total_loss({"rec": 0.0, "idem": 0.0, "tight": 0.0}, weights)  # checks the weights before training
+    if net is not None and not isinstance(net, torch.nn.Module):
+        raise TypeError(f"net must be a torch.nn.Module or None, got {type(net).__name__}")
     device = torch.device(device)
+    if net is not None:
+        for name, p in net.named_parameters():
+            same_device = p.device.type == device.type and (device.index is None or p.device.index == device.index)
+            if p.dtype != torch.float64 or not same_device:
+                raise ValueError(f"net must have float64 parameters on device {device}; parameter {name!r} is "
+                                 f"{p.dtype} on {p.device}")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    f = make_mlp(dim, dim, hidden=hidden, depth=depth, device=device)
+    f = make_mlp(dim, dim, hidden=hidden, depth=depth, device=device) if net is None else net
     opt = torch.optim.Adam(f.parameters(), lr=lr, betas=(0.5, 0.999))
     history: dict[str, list] = {"rec": [], "idem": [], "tight_raw": [], "snapshots": []}
     for step in range(steps + 1):
