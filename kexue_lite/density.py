@@ -114,13 +114,13 @@ def fourier_autocorr(a: Array) -> Array:
 def _modulus(a: Array, x: Array) -> Array:
     """``|sum_k a_k exp(-i pi k x)|^2`` at every x (torch: batch-aware, a (..., N+1), x (..., M))."""
     if isinstance(a, torch.Tensor):
-        k = torch.arange(a.shape[-1], dtype=x.dtype, device=x.device)
-        theta = torch.pi * x[..., None] * k
-        cos, sin = torch.cos(theta), torch.sin(theta)
-        ar, ai = a.real[..., None], a.imag[..., None]
-        re = (cos @ ar + sin @ ai)[..., 0]
-        im = (cos @ ai - sin @ ar)[..., 0]
-        return re * re + im * im
+        # Horner in z = exp(-i pi x) (|z| = 1, so stable): 3x faster with autograd than building
+        # the (..., M, N+1) matrix of cos/sin, which dominated the fits of fourier-density.
+        z = torch.polar(torch.ones_like(x), -torch.pi * x)
+        s = a[..., -1, None].expand_as(z)
+        for k in range(a.shape[-1] - 2, -1, -1):
+            s = s * z + a[..., k, None]
+        return s.real * s.real + s.imag * s.imag
     theta = np.pi * np.multiply.outer(x, np.arange(a.shape[0]))
     s = np.exp(-1j * theta) @ a
     return s.real**2 + s.imag**2
