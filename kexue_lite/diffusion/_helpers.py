@@ -125,6 +125,13 @@ def _trainer_args(batch: object, lr: object) -> tuple[int, float]:
     return _int("batch", batch), _positive("lr", lr)
 
 
+def _seeded_generator(seed: int) -> torch.Generator:
+    """Seed torch's global generator (the nets' initialisation) and return a CPU generator for the batches, both from
+    ``seed``: what every trainer of this package does first."""
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
 def _batch_of(name: str, v: object, batch: int, dim: int) -> torch.Tensor:
     """One batch from a sampler: a finite ``(batch, dim)`` tensor (integer tensors become float64)."""
     if not isinstance(v, torch.Tensor):

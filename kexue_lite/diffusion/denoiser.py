@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ._helpers import _batch_of, _callable, _check_steps, _int, _rand, _randn, _real, _trainer_args
+from ._helpers import _batch_of, _callable, _check_steps, _int, _rand, _randn, _real, _seeded_generator, _trainer_args
 from .nets import make_mlp
 from .samplers import _schedule
 from .schedules import Schedule
@@ -33,8 +33,7 @@ def train_denoiser(data_sampler, dim: int, schedule: Schedule, steps: int = 2000
     dim, schedule, steps = _int("dim", dim), _schedule(schedule), _check_steps(steps, "steps")
     batch, lr = _trainer_args(batch, lr)
     device = torch.device(device)
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
+    gen = _seeded_generator(seed)
     net = make_mlp(dim + 1, dim, hidden=hidden, depth=depth, device=device)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     for _ in range(steps):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from ._helpers import _batch_of, _callable, _check_steps, _int, _positive, _randn, _real, _samples, _trainer_args
+from ._helpers import (_batch_of, _callable, _check_steps, _int, _positive, _randn, _real, _samples, _seeded_generator,
+                       _trainer_args)
 from .nets import frozen_call, make_mlp
 
 __all__ = ["ign_losses", "ign_total_loss", "gan_single_loss", "train_ign", "train_gan"]
@@ -110,8 +111,7 @@ def train_ign(data_sampler, dim: int, steps: int = 800, batch: int = 256, lr: fl
             if p.dtype != torch.float64 or not same_device:
                 raise ValueError(f"net must have float64 parameters on device {device}; parameter {name!r} is "
                                  f"{p.dtype} on {p.device}")
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
+    gen = _seeded_generator(seed)
     f = make_mlp(dim, dim, hidden=hidden, depth=depth, device=device) if net is None else net
     opt = torch.optim.Adam(f.parameters(), lr=lr, betas=(0.5, 0.999))
     history: dict[str, list] = {"rec": [], "idem": [], "tight_raw": [], "snapshots": []}
@@ -144,8 +144,7 @@ def train_gan(data_sampler, dim: int, steps: int = 800, batch: int = 256, lr: fl
     dim, steps = _int("dim", dim), _check_steps(steps, "steps")
     batch, lr = _trainer_args(batch, lr)
     device = torch.device(device)
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
+    gen = _seeded_generator(seed)
     G = make_mlp(dim, dim, hidden=hidden, depth=depth, device=device)
     D = make_mlp(dim, 1, hidden=hidden, depth=depth, device=device)
     opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.5, 0.999))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._helpers import _batch_of, _callable, _check_steps, _int, _rand, _real, _samples, _trainer_args
+from ._helpers import _batch_of, _callable, _check_steps, _int, _rand, _real, _samples, _seeded_generator, _trainer_args
 from .mixtures import GaussianMixture
 from .nets import make_mlp
 from .samplers import ode_sample
@@ -77,8 +77,7 @@ def train_velocity_field(pair_sampler, dim: int, steps: int = 2000, batch: int =
     dim, steps = _int("dim", dim), _check_steps(steps, "steps")
     batch, lr = _trainer_args(batch, lr)
     device = torch.device(device)
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
+    gen = _seeded_generator(seed)
     net = make_mlp(dim + 1, dim, hidden=hidden, depth=depth, device=device)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import torch
 
-from ._helpers import _check_steps, _int, _positive, _rand, _randn, _real
+from ._helpers import _check_steps, _int, _positive, _rand, _randn, _real, _seeded_generator
 from .mixtures import GaussianMixture
 from .nets import ResidualOnBase
 
@@ -181,8 +181,7 @@ def train_sid(teacher: GaussianMixture, loss: str = "sid", lam: float = 1.2, ste
     t_lo, t_hi = _t_range(t_range, closed=True)
     device = torch.device(device)
     teacher = teacher.to(device)
-    torch.manual_seed(seed)
-    gen_ = torch.Generator().manual_seed(seed)
+    gen_ = _seeded_generator(seed)
     d = teacher.dim
 
     def teacher_eps(inp: torch.Tensor) -> torch.Tensor:
