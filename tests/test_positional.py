@@ -131,10 +131,10 @@ def test_linear_attention_prefix_sums_equal_the_quadratic_form():
     nq, nk = pos.rope_rotate(fq, np.arange(n), theta), pos.rope_rotate(fk, np.arange(n), theta)
     mask = np.tril(np.ones((n, n)))
     want = ((nq @ nk.T) * mask) @ v / ((fq @ fk.T) * mask).sum(1, keepdims=True)
-    np.testing.assert_allclose(attention.linear_attention(fq, fk, v, num_q=nq, num_k=nk), want, atol=1e-12)
+    np.testing.assert_allclose(attention.feature_linear_attention(fq, fk, v, num_q=nq, num_k=nk), want, atol=1e-12)
     full = (nq @ nk.T) @ v / (fq @ fk.T).sum(1, keepdims=True)
-    np.testing.assert_allclose(attention.linear_attention(fq, fk, v, causal=False, num_q=nq, num_k=nk), full, atol=1e-12)
-    got = attention.linear_attention(*(torch.from_numpy(a) for a in (fq, fk, v)))
+    np.testing.assert_allclose(attention.feature_linear_attention(fq, fk, v, causal=False, num_q=nq, num_k=nk), full, atol=1e-12)
+    got = attention.feature_linear_attention(*(torch.from_numpy(a) for a in (fq, fk, v)))
     np.testing.assert_allclose(got.numpy(), ((fq @ fk.T) * mask) @ v / ((fq @ fk.T) * mask).sum(1, keepdims=True), atol=1e-12)
 
 
@@ -152,8 +152,8 @@ def test_linear_attention_prefix_sums_equal_the_quadratic_form():
         (lambda: pos.rope_rotate(np.ones((3, 8)), np.arange(4), pos.rope_freqs(8)), ValueError, "pos"),
         (lambda: pos.rope_rotate([[1.0] * 8], [0], pos.rope_freqs(8)), TypeError, "x"),
         (lambda: pos.rope_rotate(np.ones((1, 8)), [0], pos.rope_freqs(8), "pairs"), ValueError, "layout"),
-        (lambda: attention.linear_attention(np.ones((3, 2)), np.ones((4, 2)), np.ones((3, 1))), ValueError, "same n"),
-        (lambda: attention.linear_attention(-np.ones((3, 2)), np.ones((3, 2)), np.ones((3, 1))), ValueError, "non-negative"),
+        (lambda: attention.feature_linear_attention(np.ones((3, 2)), np.ones((4, 2)), np.ones((3, 1))), ValueError, "same n"),
+        (lambda: attention.feature_linear_attention(-np.ones((3, 2)), np.ones((3, 2)), np.ones((3, 1))), ValueError, "non-negative"),
     ],
 )
 def test_bad_input_raises_naming_the_argument(call, exc, word):
