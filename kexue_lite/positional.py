@@ -384,6 +384,10 @@ def base_lower_bound(Ls, d: int = 128, eps: float = 1e-8, watch: int = 256, retu
     Ls = sorted({_check_L(L) for L in Ls})
     if not Ls:
         raise ValueError("Ls must hold at least one length")
+    # the certified steps approach a root of f_b(m) geometrically and never land on it: with eps = 0 the sweep
+    # would take ever smaller steps forever, so a positive tolerance is required
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < math.inf:
+        raise ValueError(f"eps must be a finite number > 0 (the sweep stops within eps of a root), got {eps!r}")
     a = 2.0 * np.arange(d // 2) / d
     stats = {"full_scans": 0, "jumps": 0, "steps": 0, "seconds": 0.0}
     start = time.perf_counter()

@@ -274,6 +274,9 @@ def test_base_bound_bad_input():
         pos.first_violation(10.0, 0)
     with pytest.raises(ValueError, match="Ls"):
         pos.base_lower_bound([])
+    for eps in (0, 0.0, -1e-8, float("inf"), float("nan")):   # eps = 0 used to hang: the certified steps never land on a root
+        with pytest.raises(ValueError, match="eps"):
+            pos.base_lower_bound([64], d=16, eps=eps)
     with pytest.raises(ValueError, match="L_max"):
         pos.inverse_curve([10.0], 0)
 
