@@ -211,8 +211,9 @@ def fourier_penalty(a: Array) -> Array:
     """Smoothness penalty of the *normalised* density (derivation 4).
 
     ``int_{-1}^{1} |p'(x)|^2 dx = pi^2 sum_{n>=1} n^2 |c_n|^2 / c_0^2``. It is invariant to
-    ``a -> lambda a`` (the unnormalised ``int |f'|^2`` scales as lambda^4 and would drive
-    gradient descent to shrink ``a`` towards zero).
+    ``a -> lambda a``, like the likelihood of the normalised density. The unnormalised ``int |f'|^2`` scales as
+    ``lambda^4``, so the optimiser can lower it by rescaling ``a`` without changing the density: the penalty's
+    weight then stops meaning anything (fourier-density, exercise on the scale gauge).
     """
     _check_coeffs(a)
     return _penalty(_as_complex(a))

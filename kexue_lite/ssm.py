@@ -13,9 +13,10 @@ Conventions (used everywhere below)
   LegT obeys ``x' = A x + B u``; LegS obeys ``x' = (A x + B u) / t``. The returned ``A`` is the
   *signed* matrix (stable, eigenvalues with negative real part).
 * Every other convention is a rescaling ``c = D c~`` with ``D = diag(lambda_n)``:
-  ``A~ = D^-1 A D``, ``B~ = D^-1 B``. ``"paper"`` (the HiPPO paper's probability measure, and the
-  reference code ``transition()`` of HazyResearch/hippo-code and state-spaces/s4):
-  ``lambda_n = sqrt(2)``, so ``A`` is unchanged and ``B`` and the states shrink by ``sqrt(2)``.
+  ``A~ = D^-1 A D``, ``B~ = D^-1 B``. ``"paper"``: ``lambda_n = sqrt(2)``, so ``A`` is unchanged and ``B``
+  and the states shrink by ``sqrt(2)``. For LegS this is the HiPPO paper's Theorem 2 (its probability measure); for
+  LegT it is the reference code ``transition('legt')`` of HazyResearch/hippo-code, NOT the paper, whose Theorem 1
+  prints LegT in the LMU form (``"lmu_code"``); the name is kept for compatibility (hippo-linear-systems, 10114).
   ``"lmu"`` / ``"nosqrt"``: ``lambda_n = sqrt(2 / (2n+1))`` (Voelker et al.'s Legendre Memory
   Unit for LegT; the square-root-free LegS). ``"lmu_code"``: additionally ``(-1)^n``, the
   time-reversed Legendre basis of the LMU code.
@@ -167,8 +168,10 @@ def hippo_legs(N: int, convention: str = "article") -> tuple[np.ndarray, np.ndar
 def hippo_fourier_window(N: int, w: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Fourier basis on a sliding window (10114): complex ``(A, B)`` of size ``2N+1``, modes ``n = -N..N``.
 
-    ``A_nn = (2 pi i n - 1) / w``, ``A_nk = -1 / w`` (k != n), ``B_n = 1 / w``; approximate, because
-    ``u(T - w)`` is replaced by the truncated series at the window's start.
+    ``A_nn = (2 pi i n - 1) / w``, ``A_nk = -1 / w`` (k != n), ``B_n = 1 / w``: the article's system, which
+    replaces ``u(T - w)`` by the truncated series at the window's start. It does NOT converge as ``N`` grows: at that
+    jump the partial sums tend to the average ``(u(T) + u(T - w)) / 2`` (Dirichlet), so the error stays near 0.18 in
+    the notebook's test (hippo-linear-systems shows it, and the variant ``u(T - w) ~ 2 sum c_k - u(T)`` that converges).
     """
     N = _check_order(N, minimum=0)
     w = _check_positive(w, "w")
@@ -313,7 +316,8 @@ def legs_step(x: np.ndarray, u_k: float, k: int, A: np.ndarray, B: np.ndarray, m
     """One step of the LegS ODE ``x' = (A x + B u)/t`` from ``t = k`` to ``k + 1`` (the step size cancels).
 
     ``"bilinear"``: ``x_{k+1} = (I - A/(2(k+1)))^-1 [(I + A/(2k)) x_k + B u_k / k]`` (the article's
-    rule, midpoint for ``int x/s``, ``eps/t`` for ``int 1/s``). ``"forward"``:
+    rule: the trapezoidal rule for ``int x/s`` (the article calls it a midpoint approximation), ``eps/t`` for
+    ``int 1/s``). ``"forward"``:
     ``x_k + (A x_k + B u_k)/k``. ``"exact"``: zero-order hold in ``tau = ln t`` over
     ``ln((k+1)/k)``, exact for input held constant on ``[k, k+1)``.
     """
