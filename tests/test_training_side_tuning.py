@@ -120,3 +120,19 @@ def test_ladder_side_network():
                      (dict(mix="concat"), "mix"), (dict(head="lm"), "head"), (dict(n_side_layers=0), "n_side_layers")):
         with pytest.raises(ValueError, match=name):
             T.LadderSideNetwork(_backbone(L=4), **kw)
+
+
+def test_saved_tensor_meter_unique_bytes_merges_repeated_saves_of_one_storage():
+    x = torch.randn(4, 6)
+    w1, w2, w3 = (torch.randn(6, 6, requires_grad=True) for _ in range(3))
+    with T.SavedTensorMeter(exclude=[w1, w2, w3]) as m:
+        (x @ w1 + x @ w2 + x @ w3).sum()   # each matmul saves x (for the weight gradient): one storage, three saves
+    assert m.bytes == 3 * 4 * 6 * 4 and m.count == 3
+    assert m.unique_bytes == 4 * 6 * 4 and m.unique_megabytes == 96 / 2**20
+    a = torch.randn(10, requires_grad=True)
+    with T.SavedTensorMeter() as m:
+        a.exp()   # saves its output: a new storage of 10 float32
+        (a * a)   # saves a twice: one storage
+    assert m.bytes == 40 + 80 and m.unique_bytes == 40 + 40
+    with pytest.raises(TypeError, match="exclude"):
+        T.SavedTensorMeter(exclude=[1.0])

@@ -36,7 +36,7 @@ import math
 import numbers
 from dataclasses import dataclass
 
-__all__ = ["AttnConfig", "MODEL_CONFIGS", "kv_cache_per_token", "kv_cache_bytes", "decode_cost"]
+__all__ = ["AttnConfig", "MODEL_CONFIGS", "MODEL_SOURCES", "kv_cache_per_token", "kv_cache_bytes", "decode_cost"]
 
 _KINDS = ("mha", "gqa", "mqa", "mla")
 
@@ -136,6 +136,21 @@ MODEL_CONFIGS: dict[str, AttnConfig] = {
     # DeepSeek-V2 paper (arXiv:2405.04434) §3.1.2; HF deepseek-ai/DeepSeek-V2 config.json
     "deepseek-v2": AttnConfig("DeepSeek-V2", 60, 5120, 128, 128, None, "mla", d_c=512, d_r=64, d_cq=1536,
                               v_head_dim=128),
+}
+
+
+# Where each row of MODEL_CONFIGS comes from, one line per row (shown as the "source" column of the notebook's table).
+# None of these sources states a KV-cache size except the DeepSeek-V2 paper (Table 1: (d_c + d_h^R) l, "about
+# 9/2 d_h l", "equal to GQA with only 2.25 groups"); for the other rows the cache follows from the published fields.
+MODEL_SOURCES: dict[str, str] = {
+    "llama2-7b": "HF meta-llama/Llama-2-7b-hf config.json",
+    "llama2-13b": "HF meta-llama/Llama-2-13b-hf config.json",
+    "llama2-70b": "HF meta-llama/Llama-2-70b-hf config.json",
+    "llama3-8b": "HF meta-llama/Meta-Llama-3-8B config.json",
+    "chatglm2-6b": "HF THUDM/chatglm2-6b config.json",
+    "starcoder": "HF bigcode/starcoder config.json",
+    "deepseek-67b": "DeepSeek LLM paper (arXiv:2401.02954) Table 2",
+    "deepseek-v2": "DeepSeek-V2 paper (arXiv:2405.04434) §3.1.2, Table 1",
 }
 
 

@@ -10,7 +10,8 @@ Read as attention, ``O = A V`` with ``A = softmax(Q K^T)``, the non-Transformer 
 
 :func:`fnet_operator` and :func:`fnet_rank` give FNet's mixing as a matrix and its rank (``E_n E_d + O_n O_d``),
 :func:`dft_as_attention` the ``Q, K`` that make ``exp(-i Q K^T)`` the DFT matrix, and
-:func:`pairwise_jacobian_norms` the ``n x n`` map of ``||dO_i/dX_j||_F`` used to see which mixers couple tokens.
+:func:`pairwise_jacobian_norms` the ``n x n`` map of ``||dO_i/dX_j||_F`` used to see which mixers couple tokens,
+:func:`conv_receptive_field` the reach of a (dilated) convolution stack, the article's pretrained-CNN argument.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from torch import nn
 
 __all__ = [
     "fnet_mixing", "fnet_operator", "fnet_rank", "dft_as_attention", "FNetMixing", "TokenMixingMLP",
-    "SynthesizerRandom", "SpatialGatingUnit", "ExternalAttention", "pairwise_jacobian_norms",
+    "SynthesizerRandom", "SpatialGatingUnit", "ExternalAttention", "pairwise_jacobian_norms", "conv_receptive_field",
 ]
 
 
@@ -38,7 +39,7 @@ def _pos_int(value: object, name: str) -> int:
 def _check_input(x: object, name: str = "x", *, min_dim: int = 2) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch tensor, got {type(x).__name__}")
-    if not torch.is_floating_point(x):
+    if x.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"{name} must be a real floating tensor (float32 or float64), got {x.dtype}")
     if x.dim() < min_dim or any(s == 0 for s in x.shape):
         raise ValueError(f"{name} must have shape (..., n, d) with n, d >= 1, got {tuple(x.shape)}")
@@ -147,6 +148,8 @@ class SynthesizerRandom(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = _check_input(x)
         _check_length(x, self.n_tokens, "SynthesizerRandom")
+        if x.shape[-1] != self.d_model:
+            raise ValueError(f"x must have d_model={self.d_model} channels, got {x.shape[-1]}")
         a = torch.softmax(self.logits, -1) if self.softmax else self.logits
         return a @ self.v_proj(x)
 
@@ -209,6 +212,18 @@ class ExternalAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mv(self.attention(x))
+
+
+def conv_receptive_field(kernel_size: int, dilations: list[int] | tuple[int, ...]) -> int:
+    """Receptive field of a stack of 1-D convolutions of width ``kernel_size``, layer ``l`` with dilation
+    ``dilations[l]``: it spans ``1 + (kernel_size - 1) * sum(dilations)`` tokens (first to last; badly ordered
+    dilations can leave holes inside the span). Finite for any depth, unlike attention,
+    which reaches every token in one layer: the article's argument about pretrained CNNs (8431)."""
+    kernel_size = _pos_int(kernel_size, "kernel_size")
+    if not isinstance(dilations, (list, tuple)) or len(dilations) == 0:
+        raise ValueError(f"dilations must be a non-empty list of positive ints, got {dilations!r}")
+    total = sum(_pos_int(dl, "dilations") for dl in dilations)
+    return 1 + (kernel_size - 1) * total
 
 
 def pairwise_jacobian_norms(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:

@@ -215,9 +215,17 @@ class RecomputeAttentionLM:
             states.append(x)
         return np.stack(states) if return_all else x
 
-    def hidden(self, layer: int, t: int, tokens: Sequence[int] | np.ndarray) -> np.ndarray:
+    def hidden(self, layer: int, t: int, tokens: Sequence[int] | np.ndarray, *, reuse_input: bool = False,
+               ) -> np.ndarray:
         """The hidden state of ``layer`` (0 = embedding, ``n_layers`` = output) at position ``t``, recomputed
-        from the token ids with no cache: O(N) frames of O(d) floats, whatever the length (10017)."""
+        from the token ids with no cache: O(N) frames of O(d) floats, whatever the length (10017).
+
+        With ``reuse_input=True`` the key and value at ``j = t`` are formed from the frame's own input ``x_t``
+        (which it holds anyway) instead of recomputing it: same output and memory, cost
+        ``recompute_cost(N, L, reuse_input=True)``.
+        """
+        if not isinstance(reuse_input, (bool, np.bool_)):
+            raise TypeError(f"reuse_input must be a bool, got {type(reuse_input).__name__}")
         ids = self._tokens(tokens)
         layer = _positive_int(layer, "layer", allow_zero=True)
         t = _positive_int(t, "t", allow_zero=True)
@@ -225,21 +233,21 @@ class RecomputeAttentionLM:
             raise ValueError(f"layer must lie in 0..{self.n_layers} (n_layers), got {layer}")
         if t >= len(ids):
             raise ValueError(f"t must lie in 0..{len(ids) - 1} (positions of tokens), got {t}")
-        return self._hidden(layer, t, ids)
+        return self._hidden(layer, t, ids, bool(reuse_input))
 
-    def _hidden(self, layer: int, t: int, ids: np.ndarray) -> np.ndarray:
+    def _hidden(self, layer: int, t: int, ids: np.ndarray, reuse: bool = False) -> np.ndarray:
         self._enter(layer, t)
         try:
             if layer == 0:
                 self.embedding_calls += 1
                 return self.embedding[ids[t]].copy()
             w = self.weights[layer - 1]
-            x_t = self._hidden(layer - 1, t, ids)  # the query path is recomputed too
+            x_t = self._hidden(layer - 1, t, ids, reuse)  # the query path is recomputed too
             q = x_t @ w["q"]
 
             def pairs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
                 for j in range(t + 1):  # one recomputation per key/value pair, then it is dropped
-                    h = self._hidden(layer - 1, j, ids)
+                    h = x_t if (reuse and j == t) else self._hidden(layer - 1, j, ids, reuse)
                     yield h @ w["k"], h @ w["v"]
 
             o, _ = _stream(q, pairs(), self.scale, False)
@@ -253,21 +261,25 @@ class RecomputeAttentionLM:
         return 2 * self.n_layers * L * self.d
 
 
-def recompute_cost(n_layers: int, L: int) -> int:
+def recompute_cost(n_layers: int, L: int, *, reuse_input: bool = False) -> int:
     """Embedding look-ups that the cache-free decoder needs to produce ``L`` tokens with ``n_layers`` layers.
 
     ``T_N(L) = sum_{t<L} C_N(t)`` with ``C_0(t) = 1`` and ``C_l(t) = C_{l-1}(t) + sum_{j<=t} C_{l-1}(j)`` (one
     recomputation for the query path, one per key/value), as exact Python integers (10017).
+    With ``reuse_input=True`` the key at ``j = t`` reuses the query path's state, ``C_l(t) = sum_{j<=t} C_{l-1}(j)``
+    (then ``C_N(t) = binom(t+N, N)`` and ``T_N(L) = binom(L+N, N+1)``).
     ``ValueError`` for negative inputs.
     """
     n_layers = _positive_int(n_layers, "n_layers", allow_zero=True)
     L = _positive_int(L, "L", allow_zero=True)
+    if not isinstance(reuse_input, (bool, np.bool_)):
+        raise TypeError(f"reuse_input must be a bool, got {type(reuse_input).__name__}")
     c = [1] * L
     for _ in range(n_layers):
         prefix, nxt = 0, []
         for ct in c:
             prefix += ct
-            nxt.append(ct + prefix)
+            nxt.append(prefix if reuse_input else ct + prefix)
         c = nxt
     return sum(c)
 

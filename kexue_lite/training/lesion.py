@@ -8,7 +8,8 @@ width applied to the same input, the article's eq. (4):
 
 with F(x) = block(x) - x. Both profiles report the relative change ||y' - y||_F / ||y||_F of the model's output y
 (after its final norm and head, which is what a head or a loss sees). Both work on any ``nn.Module`` whose
-``.blocks`` is a sequence of modules called in order as ``block(x, ...) -> x``, by forward hooks on those blocks.
+``.blocks`` is a sequence of modules called in order as ``block(x, ...) -> x``, by forward hooks on those blocks; when
+``.blocks`` is an ``nn.ModuleList`` the blocks below the surgery are replayed from one stored run, which halves the cost.
 """
 
 from __future__ import annotations

@@ -221,6 +221,10 @@ def expansion_factors(d: int, depth: int, eps: float, n_trials: int, generator: 
     ``method="matrix"`` draws every ``d x d`` matrix ``J_l`` (cost ``depth * n_trials * d^2`` normals).
     ``method="direct"`` uses that, for a fixed ``v`` and a fresh Gaussian ``J``, ``v J ~ N(0, ||v||^2/d I)`` exactly,
     so each layer draws only ``d`` normals; the two methods sample the same distribution (the notebook checks it).
+    ``method="radial"`` goes one step further: for a unit ``v``, ``||v (I + eps J)||^2 = 1 + 2 eps a / sqrt(d) +
+    eps^2 (a^2 + c) / d`` with ``a ~ N(0, 1)`` and ``c ~ chi^2_{d-1}`` independent (``c = 0`` for ``d = 1``), and by
+    rotation invariance the layers are independent, so each layer costs two draws whatever ``d`` (exact as well; it
+    draws with a numpy generator seeded from ``generator``).
     The running vector is renormalised at every layer and the log-factor accumulated, so nothing overflows.
     """
     d = _positive_int(d, "d")
@@ -228,10 +232,19 @@ def expansion_factors(d: int, depth: int, eps: float, n_trials: int, generator: 
     eps = _finite_real(eps, "eps", minimum=0.0)
     n_trials = _positive_int(n_trials, "n_trials")
     generator = _generator(generator)
-    if method not in ("matrix", "direct"):
-        raise ValueError(f"method must be 'matrix' or 'direct', got {method!r}")
+    if method not in ("matrix", "direct", "radial"):
+        raise ValueError(f"method must be 'matrix', 'direct' or 'radial', got {method!r}")
     if not isinstance(log, bool):
         raise TypeError(f"log must be a bool, got {type(log).__name__}")
+    if method == "radial":
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+        rng = np.random.default_rng(seed)
+        a = rng.standard_normal((n_trials, depth))
+        c = rng.chisquare(d - 1, size=(n_trials, depth)) if d > 1 else np.zeros((n_trials, depth))
+        sq = 1.0 + 2.0 * eps * a / math.sqrt(d) + eps**2 * (a**2 + c) / d
+        if bool((sq <= 0).any()):  # probability zero; guard the log anyway
+            raise ValueError("a trial hit an exactly singular product; use another generator state")
+        return _finish(0.5 * np.log(sq).sum(axis=1), log)
     kw = {"generator": generator, "dtype": torch.float64}
     scale = 1.0 / math.sqrt(d)
     chunk = n_trials if method == "direct" else max(1, min(n_trials, (1 << 22) // (d * d)))
@@ -253,7 +266,10 @@ def expansion_factors(d: int, depth: int, eps: float, n_trials: int, generator: 
             log_gain += norm[:, 0].log()
             v = v / norm
         logs.append(log_gain)
-    out = torch.cat(logs).numpy()
+    return _finish(torch.cat(logs).numpy(), log)
+
+
+def _finish(out: np.ndarray, log: bool) -> np.ndarray:
     if log:
         return out
     if out.max() > 700:

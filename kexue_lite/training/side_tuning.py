@@ -39,15 +39,23 @@ class SavedTensorMeter:
 
     ``m.bytes``/``m.count``: ``numel * element_size`` and number of every saved tensor whose ``data_ptr()`` is not that
     of an excluded tensor (pass the parameters: they are saved by reference and cost no new memory; their bytes go to
-    ``m.param_bytes``). A tensor saved twice is counted twice; views sharing storage are not merged, so this is a proxy
-    of activation memory ("saved activations"), not peak memory.
+    ``m.param_bytes``). A tensor saved twice is counted twice in ``m.bytes`` (e.g. a block's normalised input, saved by
+    each of the q, k and v projections). ``m.unique_bytes`` counts each underlying storage once, at its full size
+    (``untyped_storage().nbytes()``), which is what the saved tensors actually keep alive. Both are proxies of
+    activation memory ("saved activations"), not peak memory: allocator overhead, gradients and optimiser states are
+    not included.
     """
 
     def __init__(self, exclude: Iterable[torch.Tensor] = ()) -> None:
+        exclude = list(exclude)
+        if any(not isinstance(t, torch.Tensor) for t in exclude):
+            raise TypeError("exclude must be an iterable of tensors (e.g. model.parameters())")
         self._excluded = {t.data_ptr() for t in exclude}
+        self._excluded_storages = {t.untyped_storage().data_ptr() for t in exclude}
         self.bytes = 0
         self.count = 0
         self.param_bytes = 0
+        self._storages: dict[int, int] = {}
         self._ctx = None
 
     def _pack(self, t: torch.Tensor) -> torch.Tensor:
@@ -57,7 +65,20 @@ class SavedTensorMeter:
         else:
             self.bytes += size
             self.count += 1
+            storage = t.untyped_storage()
+            if storage.data_ptr() not in self._excluded_storages:
+                self._storages[storage.data_ptr()] = max(self._storages.get(storage.data_ptr(), 0), storage.nbytes())
         return t
+
+    @property
+    def unique_bytes(self) -> int:
+        """Bytes of the distinct storages behind the saved (non-excluded) tensors, each counted once."""
+        return sum(self._storages.values())
+
+    @property
+    def unique_megabytes(self) -> float:
+        """``unique_bytes / 2**20``."""
+        return self.unique_bytes / 2**20
 
     def __enter__(self) -> SavedTensorMeter:
         self._ctx = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
