@@ -24,6 +24,8 @@ import scipy.special
 import scipy.stats
 import torch
 
+from .optim import Adam
+
 Array = np.ndarray | torch.Tensor
 
 __all__ = [
@@ -398,7 +400,7 @@ def fit_fourier_densities(
     params = [torch.nn.Parameter(v.to(device)) for v in (a, loc, log_scale)]
     y = torch.as_tensor(data, device=device)
     g = torch.tensor(gammas, dtype=torch.float64, device=device)
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = Adam(params, lr=lr)
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
         loss = -_log_prob(*params, y).mean(-1)
@@ -492,7 +494,7 @@ def gmm_fit_adam(
     logits = torch.zeros(K, dtype=torch.float64, requires_grad=True)
     mu = torch.tensor(rng.choice(x, size=K, replace=False), requires_grad=True)
     log_sd = torch.full((K,), math.log(x.std()), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.Adam([logits, mu, log_sd], lr=lr)
+    opt = Adam([logits, mu, log_sd], lr=lr)
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
         z = (data[:, None] - mu) / log_sd.exp()

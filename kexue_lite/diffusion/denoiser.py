@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from ..optim import Adam
 from ._helpers import _batch_of, _callable, _check_steps, _int, _rand, _randn, _real, _seeded_generator, _trainer_args
 from .nets import make_mlp
 from .samplers import _schedule
@@ -35,7 +36,7 @@ def train_denoiser(data_sampler, dim: int, schedule: Schedule, steps: int = 2000
     device = torch.device(device)
     gen = _seeded_generator(seed)
     net = make_mlp(dim + 1, dim, hidden=hidden, depth=depth, device=device)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    opt = Adam(net.parameters(), lr=lr)
     for _ in range(steps):
         x0 = _batch_of("data_sampler", data_sampler(batch, gen), batch, dim).to(device)
         t = t_min + (1 - t_min) * _rand((batch, 1), gen, device)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from ..optim import Adam
 from ._helpers import (_batch_of, _callable, _check_steps, _int, _positive, _randn, _real, _samples, _seeded_generator,
                        _trainer_args)
 from .nets import frozen_call, make_mlp
@@ -113,7 +114,7 @@ def train_ign(data_sampler, dim: int, steps: int = 800, batch: int = 256, lr: fl
                                  f"{p.dtype} on {p.device}")
     gen = _seeded_generator(seed)
     f = make_mlp(dim, dim, hidden=hidden, depth=depth, device=device) if net is None else net
-    opt = torch.optim.Adam(f.parameters(), lr=lr, betas=(0.5, 0.999))
+    opt = Adam(f.parameters(), lr=lr, betas=(0.5, 0.999))
     history: dict[str, list] = {"rec": [], "idem": [], "tight_raw": [], "snapshots": []}
     for step in range(steps + 1):
         if snapshot_every and z_probe is not None and step % snapshot_every == 0:
@@ -147,8 +148,8 @@ def train_gan(data_sampler, dim: int, steps: int = 800, batch: int = 256, lr: fl
     gen = _seeded_generator(seed)
     G = make_mlp(dim, dim, hidden=hidden, depth=depth, device=device)
     D = make_mlp(dim, 1, hidden=hidden, depth=depth, device=device)
-    opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
+    opt_g = Adam(G.parameters(), lr=lr, betas=(0.5, 0.999))
+    opt_d = Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
     history: dict[str, list] = {"d": [], "g": []}
     softplus = torch.nn.functional.softplus
     for _ in range(steps):

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import torch
 
+from ..optim import Adam
 from ._helpers import _check_steps, _int, _positive, _rand, _randn, _real, _seeded_generator
 from .mixtures import GaussianMixture
 from .nets import ResidualOnBase
@@ -190,7 +191,7 @@ def train_sid(teacher: GaussianMixture, loss: str = "sid", lam: float = 1.2, ste
 
     g = ResidualOnBase(lambda z: z, d, d, hidden, device=device)
     fake = ResidualOnBase(teacher_eps, d + 1, d, hidden, device=device)
-    opt_g, opt_f = torch.optim.Adam(g.parameters(), lr=lr_g), torch.optim.Adam(fake.parameters(), lr=lr_fake)
+    opt_g, opt_f = Adam(g.parameters(), lr=lr_g), Adam(fake.parameters(), lr=lr_fake)
 
     def noised(x0: torch.Tensor):
         t = t_lo + (t_hi - t_lo) * _rand((x0.shape[0], 1), gen_, device)

@@ -3,9 +3,7 @@
 ``eta_t = lr * min(1, (t + 1) / warmup)`` (``warmup=0``: constant). The batch function receives one
 ``torch.Generator`` (CPU, seeded with ``seed``), so a run is reproducible from ``seed`` alone.
 
-The optimisers are written out here (``Adam``, ``AdamW``, plain ``SGD``, the same update formulas as ``torch.optim``'s
-single-tensor versions, checked against them in the tests) because constructing any ``torch.optim`` optimiser, and
-``clip_grad_norm_``, imports ``torch._dynamo``: about 1.4 s of CPU per notebook on the 2-core build machine.
+The optimisers are :mod:`kexue_lite.optim`'s (``torch.optim``'s formulas without importing ``torch._dynamo``).
 """
 
 from __future__ import annotations
@@ -18,7 +16,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["train", "batch_loss", "Optimizer", "clip_grad_norm"]
+from ..optim import Optimizer, clip_grad_norm
+
+__all__ = ["train", "batch_loss"]
 
 
 def _to(batch, device):
@@ -50,67 +50,6 @@ def batch_loss(model: nn.Module, batch, loss: str | Callable = "token_ce") -> to
     raise ValueError(f"loss must be 'token_ce', 'last_ce' or a callable, got {loss!r}")
 
 
-class Optimizer:
-    """Adam (``"adam"``, L2 weight decay), AdamW (``"adamw"``, decoupled decay) or SGD (``"sgd"``) on ``params``.
-
-    ``step(lr)`` applies one update from the parameters' ``.grad`` (parameters without a gradient are skipped), with
-    ``torch.optim``'s formulas: ``m <- lerp(m, g, 1 - b1)``, ``v <- b2 v + (1 - b2) g^2``,
-    ``p <- p - (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
-    """
-
-    KINDS = ("adam", "adamw", "sgd")
-
-    def __init__(self, params, kind: str = "adam", betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0) -> None:
-        if kind not in self.KINDS:
-            raise ValueError(f"optimizer must be one of {self.KINDS}, got {kind!r}")
-        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
-            raise ValueError(f"betas must lie in [0, 1), got {betas}")
-        if not weight_decay >= 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
-        self.params = list(params)
-        self.kind, self.betas, self.eps, self.weight_decay = kind, betas, eps, weight_decay
-        self.t = 0
-        self.state = [(torch.zeros_like(p), torch.zeros_like(p)) if kind != "sgd" else None for p in self.params]
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self, lr: float) -> None:
-        self.t += 1
-        b1, b2 = self.betas
-        for p, st in zip(self.params, self.state):
-            g = p.grad
-            if g is None:
-                continue
-            if self.kind == "adamw":
-                p.mul_(1 - lr * self.weight_decay)
-            elif self.weight_decay:
-                g = g.add(p, alpha=self.weight_decay)
-            if self.kind == "sgd":
-                p.add_(g, alpha=-lr)
-                continue
-            m, v = st
-            m.lerp_(g, 1 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = (v.sqrt() / (1 - b2**self.t) ** 0.5).add_(self.eps)
-            p.addcdiv_(m, denom, value=-lr / (1 - b1**self.t))
-
-
-@torch.no_grad()
-def clip_grad_norm(params, max_norm: float) -> float:
-    """Scale all gradients by ``min(1, max_norm / (||g|| + 1e-6))`` (the global norm); returns ``||g||`` before clipping."""
-    grads = [p.grad for p in params if p.grad is not None]
-    total = torch.sqrt(sum(g.double().pow(2).sum() for g in grads)).item() if grads else 0.0
-    scale = max_norm / (total + 1e-6)
-    if scale < 1:
-        for g in grads:
-            g.mul_(scale)
-    return total
-
-
 def train(model: nn.Module, batch_fn: Callable[[torch.Generator], tuple], *, steps: int, lr: float, warmup: int = 0,
           loss: str | Callable = "token_ce", optimizer: str = "adam", betas: tuple[float, float] = (0.9, 0.999),
           weight_decay: float = 0.0, grad_clip: float | None = None, seed: int = 0,
@@ -138,7 +77,9 @@ def train(model: nn.Module, batch_fn: Callable[[torch.Generator], tuple], *, ste
         raise ValueError("model has no trainable parameters")
     if device is not None:
         model.to(device)
-    opt = Optimizer(params, optimizer, betas=betas, weight_decay=weight_decay)
+    if optimizer not in Optimizer.KINDS:
+        raise ValueError(f"optimizer must be one of {Optimizer.KINDS}, got {optimizer!r}")
+    opt = Optimizer(params, optimizer, lr=lr, betas=betas, weight_decay=weight_decay)
     dev = params[0].device
     gen = torch.Generator().manual_seed(seed)
     losses, rates = np.full(steps, np.nan), np.zeros(steps)
