@@ -1,6 +1,6 @@
 """Tests of the built website in _build/html (``make test`` builds it first).
 
-* every notebook executed within the time limit (read from the execution cache);
+* every notebook executed within the time limit (read from the execution cache), and no page shows an error output;
 * every Colab link, the theme's launch button included, opens the paired .ipynb;
 * math is rendered by the MathJax copy shipped with the site, and nothing loads from a CDN;
 * the reproducibility report and the errata page are linked from the intro, and every link on
@@ -55,6 +55,13 @@ def test_every_notebook_ran_within_the_time_limit():
     for path, seconds in times.items():
         assert seconds is not None, f"{path}: no execution record in the cache for its current content"
         assert seconds <= HARD_LIMIT_S, f"{path}: {seconds:.1f} s in quick mode (limit {HARD_LIMIT_S:.0f} s)"
+
+
+@pytest.mark.parametrize("article", NOTEBOOKS, ids=lambda a: a.slug)
+def test_no_notebook_page_shows_an_error_output(article):
+    """An exception raised while an output is displayed (a mathtext error in a label, drawn at the end of the cell)
+    is stored as an error output without failing the cell; myst-nb renders it as a traceback."""
+    assert 'class="output traceback' not in _page(article), f"{article.slug}: the page shows a traceback"
 
 
 @pytest.mark.parametrize("article", NOTEBOOKS, ids=lambda a: a.slug)

@@ -65,6 +65,10 @@ def execute(article, *, full: bool, live: bool, claims_dir: Path, timeout: int =
             for out in cell.get("outputs", []):
                 if out.get("name") == "stderr":
                     raise RuntimeError(f"cell {i} wrote to stderr: {out['text'][:500]}")
+                # an exception raised while displaying (e.g. a mathtext error when a figure is drawn at the end of a
+                # cell) is stored as an error output but does not fail the cell
+                if out.get("output_type") == "error":
+                    raise RuntimeError(f"cell {i} has an error output: {out.get('ename')}: {out.get('evalue', '')[:300]}")
     finally:
         if save is not None:
             import nbformat
