@@ -24,7 +24,6 @@ import functools
 import math
 import numbers
 
-import mpmath
 import torch
 
 __all__ = [
@@ -58,7 +57,7 @@ def swish_gaussian_moments(scale: float = 1.0) -> tuple[float, float]:
 
     With ``scale=1`` these are the two integrals of the article's section 基本积分 (0.2066..., 0.3557...);
     ``scale=lam`` gives the moments after every weight is multiplied by ``lam`` (section 疯狂尺度), which the
-    article approximates by ``(lam mu, lam^2 nu2)``. mpmath quadrature at 30 digits; cached.
+    article approximates by ``(lam mu, lam^2 nu2)``. scipy quadrature (about 1e-14 accurate); cached.
     Raises ``ValueError`` unless ``scale`` is finite and > 0.
     """
     scale = _finite_real(scale, "scale")
@@ -69,18 +68,20 @@ def swish_gaussian_moments(scale: float = 1.0) -> tuple[float, float]:
 
 @functools.lru_cache(maxsize=256)
 def _swish_moments_cached(scale: float) -> tuple[float, float]:
-    with mpmath.workdps(30):
-        c = mpmath.mpf(scale)
+    # Adaptive Gauss-Kronrod (QUADPACK) on each half-line; about 1 ms, against 60 ms for 30-digit mpmath,
+    # and accurate to ~1e-14 (the unit tests compare with a 30-digit mpmath quadrature).
+    import scipy.integrate
+    import scipy.special
 
-        def pdf(x):
-            return mpmath.exp(-x * x / 2) / mpmath.sqrt(2 * mpmath.pi)
+    def integrand(x: float, k: int) -> float:
+        return (scale * x * scipy.special.expit(scale * x)) ** k * math.exp(-x * x / 2) / math.sqrt(2 * math.pi)
 
-        def swish(x):
-            return c * x / (1 + mpmath.exp(-c * x))
-
-        mu = mpmath.quad(lambda x: pdf(x) * swish(x), [-mpmath.inf, 0, mpmath.inf])
-        nu2 = mpmath.quad(lambda x: pdf(x) * swish(x) ** 2, [-mpmath.inf, 0, mpmath.inf])
-        return float(mu), float(nu2)
+    out = []
+    for k in (1, 2):
+        halves = [scipy.integrate.quad(integrand, lo, hi, args=(k,), epsabs=1e-15, epsrel=1e-13, limit=200)[0]
+                  for lo, hi in ((-math.inf, 0.0), (0.0, math.inf))]
+        out.append(float(sum(halves)))
+    return out[0], out[1]
 
 
 def relu2_gaussian_moment(m: float, sigma: float) -> float:
