@@ -525,6 +525,10 @@ def kernel_s4(Lam, P, B, Ct, dt: float, L: int):
     (the four Cauchy sums of :func:`cauchy`, computed in real arithmetic because ``g`` is purely
     imaginary) and ``K = irfft(K^, L)``. At ``z = -1`` (``l = L/2``), ``g`` is infinite and the limit
     ``K^_{L/2} = (dt/2) Ct^* B`` is used. numpy (complex128) or torch (any device) in, the same out.
+
+    ``irfft`` keeps only the half spectrum, so the returned kernel is always real. It is the system's kernel only if
+    the weights ``conj(Ct_i) B_i`` come in conjugate pairs with ``Lam`` (as for ``Ct = V^* (I - Ab^L)^* C`` with a real
+    ``C``); a free complex ``Ct`` (as S4 trains) gives a real kernel that no real readout of the system produces.
     """
     dt = _check_positive(dt, "dt")
     L = _check_order(L, "L", minimum=2)
