@@ -3,7 +3,8 @@
 Core (specified once in the curriculum's "Shared component"): :mod:`config` (``BlockConfig``), :mod:`blocks`
 (``TransformerBlock``, ``FeedForward``, ``init_weights``), :mod:`model` (``TinyTransformer``), :mod:`recorder`
 (``ActivationRecorder``), :mod:`loop` (``train``), :mod:`tasks` (``make_batch``). Per notebook: :mod:`uniae` (8475),
-:mod:`residual` (8994), :mod:`lesion` (9009), :mod:`gau_init` (8990), :mod:`widening` (8444), :mod:`side_tuning` (9138).
+:mod:`residual` (8994), :mod:`lesion` (9009), :mod:`gau_init` (8990), :mod:`widening` (8444), :mod:`side_tuning` (9138); :mod:`extrapolation` (the trained toy of length-extrapolation-review,
+9948).
 Builds on :mod:`kexue_lite.attention`, never the reverse.
 """
 
@@ -19,3 +20,4 @@ from .lesion import *  # noqa: F401,F403
 from .gau_init import *  # noqa: F401,F403
 from .widening import *  # noqa: F401,F403
 from .side_tuning import *  # noqa: F401,F403
+from .extrapolation import *  # noqa: F401,F403

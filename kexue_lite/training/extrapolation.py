@@ -36,8 +36,8 @@ def _finite_positive(name: str, value: object, minimum: float = 0.0, strict: boo
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(f"{name} must be a number, got {value!r}")
     value = float(value)
-    if math.isnan(value) or (value <= minimum if strict else value < minimum):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum:g}, got {value}")
+    if not math.isfinite(value) or (value <= minimum if strict else value < minimum):
+        raise ValueError(f"{name} must be finite and {'>' if strict else '>='} {minimum:g}, got {value}")
     return value
 
 
@@ -174,7 +174,7 @@ def induction_batch(batch_size: int, seq_len: int, vocab: int, generator: torch.
     random tokens repeated; ``y`` the next token (``y[:, t] = x[:, t + 1]``; the last target repeats the last token).
 
     Positions ``period <= t <= seq_len - 2`` are predictable by induction (find the earlier copy of ``x[t]``, output
-    its successor); the others are not scored (``induction_loss``). Needs ``2 <= period < seq_len <= ...`` and
+    its successor); the others are not scored (``induction_loss``). Needs ``2 <= period <= seq_len - 2`` and
     ``vocab >= period``.
     """
     for name, value, low in (("batch_size", batch_size, 1), ("seq_len", seq_len, 3), ("vocab", vocab, 2)):
@@ -199,8 +199,8 @@ def induction_loss(logits: torch.Tensor, y: torch.Tensor, period: int) -> tuple[
     n = y.shape[1]
     if isinstance(period, bool) or not isinstance(period, (int, np.integer)) or not 2 <= period <= n - 2:
         raise ValueError(f"period must be an integer in [2, n - 2 = {n - 2}], got {period!r}")
-    ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2).float(), y, reduction="none").mean(0).double().numpy()
-    acc = (logits.argmax(-1) == y).double().mean(0).numpy()
+    ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2).float(), y, reduction="none").mean(0).double().cpu().numpy()
+    acc = (logits.argmax(-1) == y).double().mean(0).cpu().numpy()
     off = np.ones(n, dtype=bool)
     off[int(period):n - 1] = False
     ce[off], acc[off] = np.nan, np.nan
