@@ -55,6 +55,19 @@ def test_swish_moments_article_values_and_monte_carlo():
     assert 0 < mu and mu**2 < nu2 < 0.5
 
 
+def test_swish_moments_against_mpmath_30_digits():
+    # an independent library and rule (tanh-sinh at 30 digits) for the module's scipy quadrature
+    import mpmath
+
+    with mpmath.workdps(30):
+        for c in (1.0, 0.25, 1.7):
+            cm = mpmath.mpf(c)
+            f = lambda x, k: (cm * x / (1 + mpmath.exp(-cm * x))) ** k * mpmath.npdf(x)  # noqa: E731
+            ref = [float(mpmath.quad(lambda x: f(x, k), [-mpmath.inf, 0, mpmath.inf])) for k in (1, 2)]
+            got = g.swish_gaussian_moments(c)
+            assert abs(got[0] - ref[0]) < 1e-13 and abs(got[1] - ref[1]) < 1e-13
+
+
 def test_swish_moments_cached_and_types():
     a, b = g.swish_gaussian_moments(), g.swish_gaussian_moments()
     assert a is b and all(isinstance(v, float) for v in a)
