@@ -28,7 +28,7 @@ def test_direct_equals_the_model(dtype):
     assert torch.allclose(out, ref, atol=1e-5 if dtype == torch.float32 else 1e-12)
 
 
-@pytest.mark.parametrize("name", ["pi", "ntk", "yarn", "logn", "rerope", "leaky_rerope"])
+@pytest.mark.parametrize("name", ["pi", "ntk", "yarn", "yarn_logn", "logn", "rerope", "leaky_rerope"])
 def test_every_scheme_at_scale_one_is_plain_rope(name):
     """s = 1 (L_test = L_train), window >= n: the scheme is the model itself."""
     model = _model()
@@ -64,6 +64,40 @@ def test_pi_and_logn_against_direct_definitions():
     lam = np.maximum(1.0, np.log(np.arange(1, n + 1)) / np.log(10))  # queries 10..n get ln(m+1)/ln 10 > 1
     assert np.allclose(ln, lam[:, None] * pos.scores_from_relative(q, k, P, theta), atol=1e-10)
     assert lam[9] == 1.0 and lam[10] > 1.0
+
+
+def test_yarn_and_ntk_logits_against_closed_forms():
+    """YaRN at d = 16, base 1e4, L_train = 64, s = 4: theta_i = 10^(-i/2), r_i = 64 theta_i / (2 pi) turns,
+    gamma_i = clip((r_i - 1)/31, 0, 1), factor gamma + (1 - gamma)/4, logits times (1 + 0.1 ln 4)^2; NTK: base
+    1e4 * 4^(16/14). Written from the definitions, not from kexue_lite.positional."""
+    rng = np.random.default_rng(3)
+    n, d = 20, 16
+    q, k = rng.normal(size=(n, d)), rng.normal(size=(n, d))
+    theta = 10.0 ** (-np.arange(d // 2) / 2)
+    gamma = np.clip((64 * theta / (2 * math.pi) - 1) / 31, 0, 1)
+    assert 0 < gamma[0] < 1 and gamma[1:].max() < 0.1  # the fastest is ramped, not kept: 10.2 turns < 32
+    yarn_theta = (gamma + (1 - gamma) / 4) * theta
+    ntk_theta = (1e4 * 4 ** (16 / 14)) ** (-np.arange(d // 2) * 2 / d)
+    P = np.subtract.outer(np.arange(n), np.arange(n)).astype(float)
+
+    def scores(th):  # sum over pairs of |q_i||k_i| cos(angle difference - P theta_i), interleaved pairs
+        qc, kc = q[:, 0::2] + 1j * q[:, 1::2], k[:, 0::2] + 1j * k[:, 1::2]
+        return np.real(np.einsum("mi,ji,mji->mj", qc, np.conj(kc), np.exp(1j * P[:, :, None] * th[None, None, :])))
+
+    for name, th, factor in (("yarn", yarn_theta, (1 + 0.1 * math.log(4)) ** 2), ("ntk", ntk_theta, 1.0)):
+        sc = ex.make_scheme(name, 16, 1e4, 64, 256)
+        assert np.allclose(sc["theta"], th, rtol=1e-12)
+        out = ex.scheme_logits(torch.as_tensor(q), torch.as_tensor(k), sc["theta"], logit_scale=sc["logit_scale"]).numpy()
+        assert np.allclose(out, factor * scores(th), atol=1e-10)
+    yl = ex.make_scheme("yarn_logn", 16, 1e4, 64, 256)
+    assert np.allclose(yl["theta"], yarn_theta, rtol=1e-12) and yl["logit_scale"] == 1.0 and yl["logn_L_train"] == 64
+
+
+def test_scheme_of_another_base_is_refused():
+    model = _model()
+    x = torch.randint(0, 20, (1, 8), generator=torch.Generator().manual_seed(4))
+    with pytest.raises(ValueError, match="base"):
+        ex.scheme_forward(model, x, ex.make_scheme("direct", 8, 500.0, 8, 8))
 
 
 def test_make_scheme_values():

@@ -7,6 +7,8 @@ scheme, without retraining:
 - ``"pi"``: positions divided by ``s = L_test / L_train`` (position interpolation);
 - ``"ntk"``: the base multiplied by ``s^(d/(d-2))`` (``positional.ntk_freqs``);
 - ``"yarn"``: ``positional.yarn_freqs`` and the logit factor ``(1 + 0.1 ln s)^2``;
+- ``"yarn_logn"``: YaRN's frequencies with the position-dependent ``max(1, ln(m+1) / ln L_train)`` in place of YaRN's
+  constant factor (the article's eq. clip-logn, which it reports works about as well);
 - ``"logn"``: direct positions, the logits of query ``m`` multiplied by ``max(1, ln(m+1) / ln L_train)``
   (``positional.logn_scale``, entropy invariance);
 - ``"rerope"`` / ``"leaky_rerope"``: relative position ``P`` kept for ``P < w``, ``w`` (ReRoPE) or
@@ -29,7 +31,7 @@ from ..attention.modules import prepare_mask
 
 __all__ = ["SCHEMES", "make_scheme", "scheme_logits", "scheme_forward", "induction_batch", "induction_loss"]
 
-SCHEMES = ("direct", "pi", "ntk", "yarn", "logn", "rerope", "leaky_rerope")
+SCHEMES = ("direct", "pi", "ntk", "yarn", "yarn_logn", "logn", "rerope", "leaky_rerope")
 
 
 def _finite_positive(name: str, value: object, minimum: float = 0.0, strict: bool = True) -> float:
@@ -45,6 +47,7 @@ def make_scheme(name: str, d: int, base: float, L_train: int, L_test: int, *, wi
                 k_leak: float = 16.0) -> dict:
     """The keyword arguments of ``scheme_logits`` for scheme ``name`` (see the module docstring), ``s = L_test / L_train``.
 
+    ``base`` must be the trained model's RoPE base (``scheme_forward`` checks the direct frequencies against it).
     ``window`` (ReRoPE, Leaky ReRoPE) defaults to ``L_train // 2``; ``k_leak > 1`` is Leaky ReRoPE's compression.
     With ``L_test <= L_train`` (``s = 1``) every scheme except ReRoPE with ``window < L_test`` is plain RoPE.
     """
@@ -58,7 +61,8 @@ def make_scheme(name: str, d: int, base: float, L_train: int, L_test: int, *, wi
     base = _finite_positive("base", base, 1.0)
     s = max(1.0, L_test / L_train)
     theta = pos.rope_freqs(d, base)
-    out = {"theta": theta, "pos_scale": 1.0, "logit_scale": 1.0, "window": None, "k_leak": math.inf, "logn_L_train": None}
+    out = {"theta": theta, "pos_scale": 1.0, "logit_scale": 1.0, "window": None, "k_leak": math.inf, "logn_L_train": None,
+           "trained_theta": theta}
     if name == "pi":
         out["pos_scale"] = s
     elif name == "ntk":
@@ -66,6 +70,9 @@ def make_scheme(name: str, d: int, base: float, L_train: int, L_test: int, *, wi
     elif name == "yarn":
         out["theta"] = pos.yarn_freqs(d, base, L_train, s)
         out["logit_scale"] = pos.yarn_logit_scale(s)
+    elif name == "yarn_logn":
+        out["theta"] = pos.yarn_freqs(d, base, L_train, s)
+        out["logn_L_train"] = int(L_train)
     elif name == "logn":
         out["logn_L_train"] = int(L_train)
     elif name in ("rerope", "leaky_rerope"):
@@ -156,10 +163,16 @@ def scheme_forward(model, ids: torch.Tensor, scheme: dict) -> torch.Tensor:
         raise TypeError(f"model must be a TinyTransformer, got {type(model).__name__}")
     if not (cfg.rope and cfg.causal and cfg.mixer == "mha"):
         raise ValueError("model must be a causal MHA TinyTransformer with rope=True")
-    if not isinstance(scheme, dict) or set(scheme) != {"theta", "pos_scale", "logit_scale", "window", "k_leak", "logn_L_train"}:
+    if not isinstance(scheme, dict) or set(scheme) != {"theta", "pos_scale", "logit_scale", "window", "k_leak", "logn_L_train",
+                                                       "trained_theta"}:
         raise ValueError("scheme must be a dict from make_scheme")
     if len(np.asarray(scheme["theta"])) != cfg.d_head // 2:
         raise ValueError(f"scheme: theta must have d_head / 2 = {cfg.d_head // 2} frequencies")
+    model_theta = (pos.rope_freqs(cfg.d_head, cfg.rope_base) if cfg.rope_freqs is None
+                   else np.asarray(torch.as_tensor(cfg.rope_freqs).detach().cpu(), dtype=np.float64))
+    if not np.allclose(np.asarray(scheme["trained_theta"], dtype=np.float64), model_theta, rtol=1e-9, atol=0.0):
+        raise ValueError("scheme: make_scheme's d and base must be the model's (d_head, rope_base): its direct "
+                         "frequencies differ from the model's")
     x = model.embed_inputs(ids)
     for block in model.blocks:
         x = block._sublayer(x, lambda hid, mha=block.mixer: _attention(mha, hid, scheme), block.norm1)
