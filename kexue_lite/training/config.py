@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .._checks import check_int
+
 __all__ = ["BlockConfig", "MIXERS", "ACTIVATIONS", "NORM_POSITIONS", "NORM_TYPES", "INITS"]
 
 MIXERS = ("mha", "gau", "none")
@@ -20,14 +22,6 @@ ACTIVATIONS = ("gelu", "relu", "swish", "identity")
 NORM_POSITIONS = ("pre", "post", "none")
 NORM_TYPES = ("layernorm", "rmsnorm")
 INITS = ("xavier", "lecun", "he", "normal", "torch")
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
 
 
 def _positive_float(name: str, value: object, allow_zero: bool = False) -> float:
@@ -85,21 +79,21 @@ class BlockConfig:
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
-        _positive_int("d_model", self.d_model)
-        _positive_int("n_heads", self.n_heads)
+        check_int("d_model", self.d_model)
+        check_int("n_heads", self.n_heads)
         if self.d_head is None:
             if self.d_model % self.n_heads:
                 raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}) when d_head is None")
             self.d_head = self.d_model // self.n_heads
-        _positive_int("d_head", self.d_head)
+        check_int("d_head", self.d_head)
         if self.n_kv_heads is None:
             self.n_kv_heads = self.n_heads
-        _positive_int("n_kv_heads", self.n_kv_heads)
+        check_int("n_kv_heads", self.n_kv_heads)
         if self.n_heads % self.n_kv_heads:
             raise ValueError(f"n_kv_heads ({self.n_kv_heads}) must divide n_heads ({self.n_heads})")
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
-        _positive_int("d_ff", self.d_ff)
+        check_int("d_ff", self.d_ff)
         _choice("mixer", self.mixer, MIXERS)
         if self.ffn is None:
             self.ffn = self.mixer == "mha"
@@ -124,8 +118,8 @@ class BlockConfig:
             _positive_float("attn_scale", self.attn_scale)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        _positive_int("gau_s", self.gau_s)
-        _positive_int("gau_expansion", self.gau_expansion)
+        check_int("gau_s", self.gau_s)
+        check_int("gau_expansion", self.gau_expansion)
         rope_dim = self.gau_s if self.mixer == "gau" else self.d_head
         if self.rope:
             if rope_dim % 2:

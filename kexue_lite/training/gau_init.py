@@ -26,6 +26,8 @@ import numbers
 
 import torch
 
+from .._checks import check_int
+
 __all__ = [
     "swish_gaussian_moments",
     "relu2_gaussian_moment",
@@ -42,14 +44,6 @@ def _finite_real(value: object, name: str) -> float:
     if not math.isfinite(out):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return out
-
-
-def _positive_int(value: object, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if int(value) < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def swish_gaussian_moments(scale: float = 1.0) -> tuple[float, float]:
@@ -111,8 +105,8 @@ def gau_output_scale(n: int, s: int, *, method: str = "article", lam: float = 1.
     ``lam`` multiplies every weight: "article" then returns ``lam^7 s nu^6 / n`` (its section 疯狂尺度);
     "corrected" uses the exact moments of ``swish(lam eps)`` and the extra factor ``lam`` of ``W_o``.
     """
-    n = _positive_int(n, "n", 1)
-    s = _positive_int(s, "s", 1)
+    n = check_int("n", n, 1)
+    s = check_int("s", s, 1)
     if method not in ("article", "corrected"):
         raise ValueError(f"method must be 'article' or 'corrected', got {method!r}")
     lam = _finite_real(lam, "lam")
@@ -155,12 +149,12 @@ def gau_init_stats(
     """
     from kexue_lite import attention, training  # the shared component (lazy: training imports this module)
 
-    n = _positive_int(n, "n", 2)
-    d = _positive_int(d, "d")
-    expansion = _positive_int(expansion, "expansion")
-    s = _positive_int(s, "s")
-    batch = _positive_int(batch, "batch")
-    seed = _positive_int(seed, "seed", 0)
+    n = check_int("n", n, 2)
+    d = check_int("d", d)
+    expansion = check_int("expansion", expansion)
+    s = check_int("s", s)
+    batch = check_int("batch", batch)
+    seed = check_int("seed", seed, 0)
     lam = _finite_real(lam, "lam")
     if lam <= 0:
         raise ValueError(f"lam must be > 0, got {lam}")
@@ -220,7 +214,7 @@ def one_step_relative_change(
         raise ValueError(f"lr must be > 0, got {lr}")
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    readout_seed = _positive_int(readout_seed, "readout_seed", 0)
+    readout_seed = check_int("readout_seed", readout_seed, 0)
     work = copy.deepcopy(model)
     work.train()
     params = [p for p in work.parameters() if p.requires_grad]

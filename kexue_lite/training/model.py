@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from .._checks import check_int
 from .blocks import TransformerBlock, init_weights, make_activation, make_norm
 from .config import BlockConfig
 
@@ -34,14 +35,6 @@ class MLMHead(nn.Module):
         return self.decoder(self.norm(self.act(self.dense(h))))
 
 
-def _int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
 class TinyTransformer(nn.Module):
     """``n_layers`` TransformerBlocks of one ``BlockConfig`` with embeddings and a head (spec "Shared component").
 
@@ -59,16 +52,16 @@ class TinyTransformer(nn.Module):
         super().__init__()
         if not isinstance(cfg, BlockConfig):
             raise TypeError(f"cfg must be a BlockConfig, got {type(cfg).__name__}")
-        _int("n_layers", n_layers, 0)
-        _int("max_len", max_len)
+        check_int("n_layers", n_layers, 0)
+        check_int("max_len", max_len)
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         if positional not in ("learned", "none"):
             raise ValueError(f"positional must be 'learned' or 'none', got {positional!r}")
         if vocab_size is not None:
-            _int("vocab_size", vocab_size)
+            check_int("vocab_size", vocab_size)
         if n_classes is not None:
-            _int("n_classes", n_classes)
+            check_int("n_classes", n_classes)
         if head == "cls" and n_classes is None:
             raise ValueError("head='cls' needs n_classes")
         if head in ("lm", "token", "mlm") and vocab_size is None and n_classes is None:

@@ -24,18 +24,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks import check_int
+
 __all__ = ["ResidualMLP", "residual_mlp", "depth_stats", "sgd_loss_change", "expansion_factors"]
 
 
 # ----------------------------------------------------------------------------- checks
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
 def _finite_real(value: object, name: str, *, minimum: float | None = None, strict: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
@@ -107,8 +101,8 @@ def residual_mlp(depth: int, width: int, eps: float = 1.0, *, plain: bool = Fals
     (LeCun), the block ``y = x + eps f(x; theta)`` of the article's "residual" section; ``eps`` is ignored when plain.
     No biases. ``generator`` draws the weights (``torch.Generator``; ``None`` uses torch's global RNG).
     """
-    depth = _positive_int(depth, "depth")
-    width = _positive_int(width, "width")
+    depth = check_int("depth", depth)
+    width = check_int("width", width)
     eps = _finite_real(eps, "eps", minimum=0.0)
     if not isinstance(plain, bool):
         raise TypeError(f"plain must be a bool, got {type(plain).__name__}")
@@ -227,10 +221,10 @@ def expansion_factors(d: int, depth: int, eps: float, n_trials: int, generator: 
     draws with a numpy generator seeded from ``generator``).
     The running vector is renormalised at every layer and the log-factor accumulated, so nothing overflows.
     """
-    d = _positive_int(d, "d")
-    depth = _positive_int(depth, "depth")
+    d = check_int("d", d)
+    depth = check_int("depth", depth)
     eps = _finite_real(eps, "eps", minimum=0.0)
-    n_trials = _positive_int(n_trials, "n_trials")
+    n_trials = check_int("n_trials", n_trials)
     generator = _generator(generator)
     if method not in ("matrix", "direct", "radial"):
         raise ValueError(f"method must be 'matrix', 'direct' or 'radial', got {method!r}")

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks import check_int
 from .blocks import TransformerBlock, init_weights, make_norm
 from .model import TinyTransformer
 
@@ -115,9 +116,7 @@ class Adapter(nn.Module):
 def _new_head(d: int, n_out: int | None) -> nn.Module | None:
     if n_out is None:
         return None
-    if isinstance(n_out, bool) or not isinstance(n_out, int) or n_out < 1:
-        raise ValueError(f"n_out must be a positive int or None, got {n_out!r}")
-    return nn.Linear(d, n_out)
+    return nn.Linear(d, check_int("n_out", n_out))
 
 
 def _check_backbone(backbone: object) -> TinyTransformer:
@@ -232,7 +231,7 @@ class LadderSideNetwork(nn.Module):
         self.side_blocks = nn.ModuleList(init_weights(TransformerBlock(side_cfg), side_cfg, g) for _ in range(n_side_layers))
         self.gates = nn.Parameter(torch.zeros(n_side_layers)) if mix == "gate" else None
         self.final_norm = make_norm(side_cfg) if side_cfg.norm_position == "pre" else nn.Identity()
-        self.head = init_weights(nn.Linear(d_s, _positive_count("n_out", n_out)), side_cfg, g)
+        self.head = init_weights(nn.Linear(d_s, check_int("n_out", n_out)), side_cfg, g)
 
     def forward(self, inputs: torch.Tensor, mask=None, positions=None) -> torch.Tensor:
         with torch.no_grad():
@@ -252,24 +251,18 @@ class LadderSideNetwork(nn.Module):
 
 def bert_layer_params(hidden: int, ffn: int) -> int:
     """One BERT layer: ``4h^2 + 2hf + 9h + f`` (Q, K, V, O with biases; FFN with biases; two LayerNorms)."""
-    h, f = _positive_count("hidden", hidden), _positive_count("ffn", ffn)
+    h, f = check_int("hidden", hidden), check_int("ffn", ffn)
     return 4 * h * h + 2 * h * f + 9 * h + f
-
-
-def _positive_count(name: str, v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name} must be a positive int, got {v!r}")
-    return int(v)
 
 
 def bert_param_count(vocab: int, max_pos: int, hidden: int, ffn: int, layers: int, type_vocab: int = 2, pooler: bool = True) -> int:
     """BERT's parameters: ``(V + P_pos + T) h + 2h`` (embeddings, embedding LayerNorm) ``+ L P(h, f)`` ``+ h^2 + h`` (pooler)."""
-    V, P, T, L = (_positive_count(n, v) for n, v in (("vocab", vocab), ("max_pos", max_pos), ("type_vocab", type_vocab), ("layers", layers)))
-    h = _positive_count("hidden", hidden)
+    V, P, T, L = (check_int(n, v) for n, v in (("vocab", vocab), ("max_pos", max_pos), ("type_vocab", type_vocab), ("layers", layers)))
+    h = check_int("hidden", hidden)
     return (V + P + T) * h + 2 * h + L * bert_layer_params(h, ffn) + (h * h + h if pooler else 0)
 
 
 def ladder_param_count(backbone_hidden: int, side_hidden: int = 128, side_ffn: int = 512, side_layers: int = 4, n_taps: int = 5) -> int:
     """Su's LST-CLUE ladder: ``side_layers`` BERT layers of width ``side_hidden`` plus ``n_taps`` bias-free projections."""
-    hb, hs, k = (_positive_count(n, v) for n, v in (("backbone_hidden", backbone_hidden), ("side_hidden", side_hidden), ("n_taps", n_taps)))
-    return _positive_count("side_layers", side_layers) * bert_layer_params(hs, side_ffn) + k * hs * hb
+    hb, hs, k = (check_int(n, v) for n, v in (("backbone_hidden", backbone_hidden), ("side_hidden", side_hidden), ("n_taps", n_taps)))
+    return check_int("side_layers", side_layers) * bert_layer_params(hs, side_ffn) + k * hs * hb

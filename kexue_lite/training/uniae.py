@@ -18,22 +18,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_int
 from ..attention.masks import seq2seq_mask
 
 __all__ = ["UniAE", "uniae_target_positions", "uniae_loss", "latent_size"]
 
 
-def _positive_int(name: str, v: Any, minimum: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {v!r}")
-    return v
-
-
 def latent_size(n_layers: int, n_independent: int, d_latent: int) -> int:
     """Number of latent numbers, ``(L - k) * d_latent`` (8475, derivation 3); 0 when ``k = L`` (no latent layer)."""
-    _positive_int("n_layers", n_layers)
-    _positive_int("n_independent", n_independent, 0)
-    _positive_int("d_latent", d_latent)
+    check_int("n_layers", n_layers)
+    check_int("n_independent", n_independent, 0)
+    check_int("d_latent", d_latent)
     if n_independent > n_layers:
         raise ValueError(f"n_independent must be <= n_layers = {n_layers}, got {n_independent}")
     return (n_layers - n_independent) * d_latent
@@ -65,18 +60,18 @@ class UniAE(nn.Module):
         from .blocks import TransformerBlock, init_weights
         from .config import BlockConfig
 
-        _positive_int("vocab_size", vocab_size, 2)
-        _positive_int("d_model", d_model)
-        _positive_int("n_heads", n_heads)
-        _positive_int("max_len", max_len, 2)
+        check_int("vocab_size", vocab_size, 2)
+        check_int("d_model", d_model)
+        check_int("n_heads", n_heads)
+        check_int("max_len", max_len, 2)
         if latent_size(n_layers, n_independent, d_latent) == 0:
             raise ValueError(f"n_independent must be < n_layers = {n_layers} (a UniAE needs a latent layer), got {n_independent}")
         if latent not in ("ae", "vae"):
             raise ValueError(f"latent must be 'ae' or 'vae', got {latent!r}")
         if isinstance(noise_std, bool) or not isinstance(noise_std, (int, float)) or not 0 <= noise_std < math.inf:
             raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
-        _positive_int("seed", seed, 0)
-        _positive_int("cls_index", cls_index, 0)
+        check_int("seed", seed, 0)
+        check_int("cls_index", cls_index, 0)
         if norm_position not in ("pre", "post", "none"):
             raise ValueError(f"norm_position must be 'pre', 'post' or 'none', got {norm_position!r}")
         self.vocab_size, self.max_len, self.cls_index = vocab_size, max_len, cls_index
@@ -179,11 +174,11 @@ class UniAE(nn.Module):
         """Greedy decoding of ``length`` tokens from the code ``z`` alone. The source part is a dummy of
         ``source_len`` slots (default ``length + 1``, as in ``[CLS s]``): only its [CLS] slot is read, and that slot
         is overwritten by ``z``; its length still sets the target's positions."""
-        _positive_int("length", length)
-        _positive_int("bos_id", bos_id, 0)
+        check_int("length", length)
+        check_int("bos_id", bos_id, 0)
         if bos_id >= self.vocab_size:
             raise ValueError(f"bos_id must be < vocab_size = {self.vocab_size}")
-        source_len = length + 1 if source_len is None else _positive_int("source_len", source_len)
+        source_len = length + 1 if source_len is None else check_int("source_len", source_len)
         if source_len + length > self.max_len:
             raise ValueError(f"source_len + length must be <= max_len = {self.max_len}")
         zs = self.split_latent(z)
