@@ -4,7 +4,9 @@
 
 For each state size N and length L: the best of three wall times of ``kernel_loop`` (L
 matrix-vector products, O(L N^2)), ``kernel_doubling`` (repeated squaring of the Krylov block)
-and ``kernel_s4`` (NPLR + Cauchy sums + inverse FFT, O(L N)), with the LegS matrix, bilinear
+and ``kernel_s4`` (NPLR + Cauchy sums + inverse FFT, O(L N)), and the floor of S4's method: the
+(L/2 x N) by (N x 4) product of the four Cauchy sums, alone ("product", the table given) and with
+the (L/2 x N) Cauchy table formed first ("table + product"); with the LegS matrix, bilinear
 step ``dt = 4 / L`` and a random C; the kernels are also checked against each other. With
 ``--torch``, ``kernel_s4`` is timed in torch as well, on CUDA when available. Run by hand; the
 notebook quotes the table (it is not a timed test). Numbers depend on the machine: set
@@ -67,7 +69,8 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     print(f"# {platform.processor() or platform.machine()}, numpy {np.__version__}, torch {torch.__version__}, "
           f"torch threads {torch.get_num_threads()}{', torch on ' + str(device) if args.torch else ''}\n")
-    head = "| N | L | loop (ms) | doubling (ms) | S4 (ms) | loop/S4 | doubling/S4 | max rel. diff |"
+    head = ("| N | L | loop (ms) | doubling (ms) | S4 (ms) | loop/S4 | doubling/S4 | product (ms) | table + product (ms) "
+            "| S4/product | S4/(table + product) | max rel. diff |")
     if args.torch:
         head += f" S4 torch {device.type} (ms) |"
     print(head)
@@ -79,14 +82,20 @@ def main() -> None:
             K = ssm.kernel_loop(Ab, Bb, C, L)
             scale = np.abs(K).max()
             diff = max(np.abs(ssm.kernel_doubling(Ab, Bb, C, L) - K).max(), np.abs(ssm.kernel_s4(*nplr, dt, L) - K).max()) / scale
+            g = 1j * (2 / dt) * np.tan(np.pi * np.arange(L // 2) / L)  # g_l at the roots of unity
+            weights = np.stack([nplr[1]] * 4, axis=1)  # (N, 4): four Cauchy weight vectors
+            table = 1 / (g[:, None] - nplr[0][None, :])  # (L/2, N)
             t = {
                 "loop": best_of(lambda: ssm.kernel_loop(Ab, Bb, C, L)),
                 "doubling": best_of(lambda: ssm.kernel_doubling(Ab, Bb, C, L)),
                 "s4": best_of(lambda: ssm.kernel_s4(*nplr, dt, L)),
+                "product": best_of(lambda: table @ weights),
+                "table": best_of(lambda: (1 / (g[:, None] - nplr[0][None, :])) @ weights),
             }
             results[N, L] = t
             row = (f"| {N} | {L} | {t['loop'] * 1e3:.2f} | {t['doubling'] * 1e3:.2f} | {t['s4'] * 1e3:.2f} | "
-                   f"{t['loop'] / t['s4']:.1f}× | {t['doubling'] / t['s4']:.1f}× | {diff:.1e} |")
+                   f"{t['loop'] / t['s4']:.1f}× | {t['doubling'] / t['s4']:.1f}× | {t['product'] * 1e3:.2f} | "
+                   f"{t['table'] * 1e3:.2f} | {t['s4'] / t['product']:.1f} | {t['s4'] / t['table']:.2f} | {diff:.1e} |")
             if args.torch:
                 row += f" {torch_time(nplr, dt, L, device) * 1e3:.2f} |"
             print(row, flush=True)

@@ -38,8 +38,11 @@ __all__ = [
     "FourierDensity",
     "fit_fourier_density",
     "fit_fourier_densities",
+    "DeepFactorized",
+    "fit_deep_factorized",
     "gmm_em",
     "gmm_fit_adam",
+    "gmm_fit_adam_many",
     "gmm_pdf",
     "kde_pdf",
     "kl_on_grid",
@@ -358,7 +361,7 @@ def _per_model(value: object, B: int, name: str) -> list:
 
 def fit_fourier_densities(
     xs: Sequence[np.ndarray] | np.ndarray,
-    N: int = 20,
+    N: int | Sequence[int] = 20,
     steps: int = 400,
     lr: float = 0.05,
     gamma: float | Sequence[float] = 1e-4,
@@ -370,36 +373,42 @@ def fit_fourier_densities(
 
     Each model sees exactly the arithmetic of :func:`fit_fourier_density` (the loss is a sum of
     per-model losses and Adam's update is elementwise), so batching changes only the speed.
-    ``gamma``, ``seed`` and ``init`` are scalars or one per data set.
+    ``N``, ``gamma``, ``seed`` and ``init`` are scalars or one per data set. Models of different ``N`` share one
+    loop at the largest ``N``: a smaller model's higher coefficients start at 0 and their gradients are zeroed, so
+    Adam leaves them at exactly 0 and Horner's rule adds exact zeros (the penalty's FFT length differs, which moves
+    it only by rounding).
     """
     data = np.asarray(xs, dtype=np.float64) if not isinstance(xs, np.ndarray) else xs.astype(np.float64)
     if data.ndim != 2 or data.shape[1] < 2:
         raise ValueError(f"xs must hold data sets of equal length >= 2 (shape (B, n)), got shape {data.shape}")
     if not np.all(np.isfinite(data)):
         raise ValueError("xs must be finite")
-    _check_int(N, "N")
     _check_int(steps, "steps")
     B = data.shape[0]
-    gammas, seeds, inits = (_per_model(v, B, name) for v, name in ((gamma, "gamma"), (seed, "seed"), (init, "init")))
+    Ns, gammas, seeds, inits = (_per_model(v, B, name) for v, name in ((N, "N"), (gamma, "gamma"), (seed, "seed"), (init, "init")))
+    for n_b in Ns:
+        _check_int(n_b, "N")
     if any(not g >= 0 for g in gammas):
         raise ValueError(f"gamma must be non-negative, got {gammas}")
-    a = torch.zeros(B, N + 1, dtype=torch.complex128)
+    N_max = max(Ns)
+    a = torch.zeros(B, N_max + 1, dtype=torch.complex128)
     loc = torch.tensor(data.mean(1))
     log_scale = torch.tensor(np.log(np.where(data.std(1) > 0, data.std(1), 1.0)))
-    for b, (sd, start) in enumerate(zip(seeds, inits)):
+    for b, (n_b, sd, start) in enumerate(zip(Ns, seeds, inits)):
         if start is None:
             a[b, 0] = 1.0
-            a[b, 1:] = 0.01 * torch.randn(N, dtype=torch.complex128, generator=torch.Generator().manual_seed(sd))
+            a[b, 1 : n_b + 1] = 0.01 * torch.randn(n_b, dtype=torch.complex128, generator=torch.Generator().manual_seed(sd))
             continue
         if not isinstance(start, FourierDensity):
             raise TypeError(f"init must be a FourierDensity, got {type(start).__name__}")
-        if start.N > N:
-            raise ValueError(f"init has N={start.N} > N={N}; warm starts only grow N")
+        if start.N > n_b:
+            raise ValueError(f"init has N={start.N} > N={n_b}; warm starts only grow N")
         a[b, : start.N + 1] = start.a.detach().cpu().to(torch.complex128)
         loc[b], log_scale[b] = start.loc.detach().item(), start.log_scale.detach().item()
     params = [torch.nn.Parameter(v.to(device)) for v in (a, loc, log_scale)]
     y = torch.as_tensor(data, device=device)
     g = torch.tensor(gammas, dtype=torch.float64, device=device)
+    frozen = torch.arange(N_max + 1, device=device)[None, :] > torch.tensor(Ns, device=device)[:, None]
     opt = Adam(params, lr=lr)
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
@@ -407,12 +416,14 @@ def fit_fourier_densities(
         if bool((g > 0).any()):
             loss = loss + g * _penalty(params[0])
         loss.sum().backward()
+        if bool(frozen.any()):
+            params[0].grad.masked_fill_(frozen, 0)
         opt.step()
     models = []
-    for b in range(B):
-        model = FourierDensity(N, loc=0.0, scale=1.0).to(device)
+    for b, n_b in enumerate(Ns):
+        model = FourierDensity(n_b, loc=0.0, scale=1.0).to(device)
         with torch.no_grad():
-            model.a.copy_(params[0][b])
+            model.a.copy_(params[0][b, : n_b + 1])
             model.loc.copy_(params[1][b])
             model.log_scale.copy_(params[2][b])
         models.append(model.eval())
@@ -488,26 +499,38 @@ def gmm_fit_adam(
     x: np.ndarray, K: int, steps: int = 600, lr: float = 0.05, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The same mixture fitted by Adam on (logits, means, log stds), same init as ``gmm_em``."""
-    x = _check_gmm_args(x, K)
-    rng = np.random.default_rng(seed)
-    data = torch.as_tensor(x)
-    logits = torch.zeros(K, dtype=torch.float64, requires_grad=True)
-    mu = torch.tensor(rng.choice(x, size=K, replace=False), requires_grad=True)
-    log_sd = torch.full((K,), math.log(x.std()), dtype=torch.float64, requires_grad=True)
+    return gmm_fit_adam_many([x], K, steps, lr, [seed])[0]
+
+
+def gmm_fit_adam_many(
+    xs: Sequence[np.ndarray], K: int, steps: int = 600, lr: float = 0.05, seeds: Sequence[int] | None = None
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`gmm_fit_adam` on several data sets of equal length in one batched loop (``seeds``: one per data set,
+    default ``0, 1, ...``). The loss is the sum of the per-set losses and Adam is elementwise, so every mixture gets
+    exactly the arithmetic of its own fit; batching changes only the speed."""
+    xs = [_check_gmm_args(x, K) for x in xs]
+    if not xs or len({x.size for x in xs}) != 1:
+        raise ValueError(f"xs must hold at least one data set, all of the same length, got lengths {[x.size for x in xs]}")
+    seeds = list(range(len(xs))) if seeds is None else list(seeds)
+    if len(seeds) != len(xs):
+        raise ValueError(f"seeds must have one entry per data set ({len(xs)}), got {len(seeds)}")
+    data = torch.as_tensor(np.stack(xs))  # (B, n)
+    B = len(xs)
+    logits = torch.zeros(B, K, dtype=torch.float64, requires_grad=True)
+    mu = torch.tensor(np.stack([np.random.default_rng(sd).choice(x, size=K, replace=False) for sd, x in zip(seeds, xs)]),
+                      requires_grad=True)
+    log_sd = torch.tensor([[math.log(x.std())] * K for x in xs], dtype=torch.float64, requires_grad=True)
     opt = Adam([logits, mu, log_sd], lr=lr)
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
-        z = (data[:, None] - mu) / log_sd.exp()
-        comp = -0.5 * z * z - log_sd - 0.5 * math.log(2 * math.pi)
-        loss = -torch.logsumexp(torch.log_softmax(logits, 0) + comp, dim=1).mean()
-        loss.backward()
+        z = (data[:, :, None] - mu[:, None, :]) / log_sd.exp()[:, None, :]
+        comp = -0.5 * z * z - log_sd[:, None, :] - 0.5 * math.log(2 * math.pi)
+        loss = -torch.logsumexp(torch.log_softmax(logits, -1)[:, None, :] + comp, dim=-1).mean(-1)
+        loss.sum().backward()
         opt.step()
     with torch.no_grad():
-        return (
-            torch.softmax(logits, 0).numpy(),
-            mu.detach().numpy().copy(),
-            log_sd.exp().numpy(),
-        )
+        w, m, sd = torch.softmax(logits, -1).numpy(), mu.detach().numpy().copy(), log_sd.exp().numpy()
+    return [(w[b], m[b], sd[b]) for b in range(B)]
 
 
 def gmm_pdf(x: np.ndarray, w: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
@@ -540,6 +563,117 @@ def kde_pdf(train: np.ndarray, x: np.ndarray, bandwidth: str | float = "scott") 
             raise ValueError(f"bandwidth must be positive, got {bandwidth}")
         bw = float(bandwidth) / train.std(ddof=1)
     return scipy.stats.gaussian_kde(train, bw_method=bw)(np.asarray(x, dtype=np.float64))
+
+
+class DeepFactorized(torch.nn.Module):
+    """A batch of ``B`` deep factorized densities (the monotone-CDF "DFP" of Ballé et al. 2018, appendix 6.1).
+
+    On the standardised input ``z = (y - shift) / scale`` (``shift``, ``scale`` fixed, from the data), the CDF is
+    ``sigmoid(f_K(... f_1(z)))`` with ``f_k(x) = g_k(H_k x + b_k)``, ``g_k(x) = x + a_k * tanh(x)`` for ``k < K``
+    and ``g_K`` the identity, where ``H_k = softplus(H~_k) > 0`` and ``a_k = tanh(a~_k) > -1``: every layer is
+    increasing, so the CDF is. The density is the CDF's derivative, carried through the layers exactly
+    (``dx <- H dx``, ``dx <- (1 + a sech^2 x) dx``, ``sigmoid' = sigmoid (1 - sigmoid)``), divided by ``scale``.
+    ``filters`` are the hidden widths ``(r_1, .., r_{K-1})``; parameters per model:
+    ``sum r_k r_{k+1} + sum r_{k+1} + sum_{k<K} r_{k+1}`` with ``r_0 = r_K = 1`` (43 for ``(3, 3, 3)``).
+    Initialisation as in tensorflow_compression's DeepFactorized: constant ``H~`` with ``softplus(H~_k) = 1 /
+    (r_{k+1} s)``, ``s = init_scale^{1/K}`` (the chain divides the input by ``init_scale``), ``b ~ U(-1/2, 1/2)``,
+    ``a~ = 0``. That library's ``init_scale = 10`` suits raw data; on the standardised input here 1 trains faster.
+    Serves ``book/multimodal/fourier-density.md`` (the paper's baseline).
+    """
+
+    def __init__(self, filters: Sequence[int], shift: Sequence[float], scale: Sequence[float], seed: int = 0,
+                 init_scale: float = 1.0):
+        super().__init__()
+        widths = [1, *filters, 1]
+        for r in filters:
+            _check_int(r, "filters", low=1)
+        shift_t, scale_t = torch.as_tensor(shift, dtype=torch.float64), torch.as_tensor(scale, dtype=torch.float64)
+        if shift_t.ndim != 1 or shift_t.shape != scale_t.shape or shift_t.numel() == 0:
+            raise ValueError(f"shift and scale must be 1-D of the same length B >= 1, got {tuple(shift_t.shape)} and {tuple(scale_t.shape)}")
+        if not init_scale > 0:
+            raise ValueError(f"init_scale must be positive, got {init_scale}")
+        if not torch.all(scale_t > 0):
+            raise ValueError(f"scale must be positive, got {scale_t.tolist()}")
+        B, K = shift_t.numel(), len(widths) - 1
+        self.filters = tuple(int(r) for r in filters)
+        self.register_buffer("shift", shift_t)
+        self.register_buffer("scale", scale_t)
+        gen = torch.Generator().manual_seed(seed)
+        s = init_scale ** (1 / K)
+        self.H = torch.nn.ParameterList(
+            torch.nn.Parameter(torch.full((B, r_out, r_in), math.log(math.expm1(1 / (r_out * s))), dtype=torch.float64))
+            for r_in, r_out in zip(widths, widths[1:]))
+        self.b = torch.nn.ParameterList(
+            torch.nn.Parameter(torch.rand(B, r_out, 1, generator=gen, dtype=torch.float64) - 0.5) for r_out in widths[1:])
+        self.a = torch.nn.ParameterList(
+            torch.nn.Parameter(torch.zeros(B, r_out, 1, dtype=torch.float64)) for r_out in widths[1:-1])
+
+    def n_params(self) -> int:
+        """Trainable reals per model (the batch axis excluded)."""
+        return sum(p[0].numel() for p in self.parameters())
+
+    def _logits_and_slope(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = ((y - self.shift[:, None]) / self.scale[:, None])[:, None, :]  # (B, 1, n)
+        d = torch.ones_like(x)
+        for k, (H_raw, b) in enumerate(zip(self.H, self.b)):
+            H = torch.nn.functional.softplus(H_raw)
+            x, d = H @ x + b, H @ d
+            if k < len(self.a):
+                t, a = torch.tanh(x), torch.tanh(self.a[k])
+                x, d = x + a * t, d * (1 + a * (1 - t * t))
+        return x[:, 0], d[:, 0]
+
+    def log_prob(self, y: torch.Tensor) -> torch.Tensor:
+        """``log q(y)`` for ``y`` of shape ``(B, n)`` (model ``b`` scores row ``b``)."""
+        logit, slope = self._logits_and_slope(y)
+        log_sig_prime = torch.nn.functional.logsigmoid(logit) + torch.nn.functional.logsigmoid(-logit)
+        return log_sig_prime + torch.log(slope.clamp_min(1e-300)) - torch.log(self.scale)[:, None]
+
+    def cdf(self, y: torch.Tensor) -> torch.Tensor:
+        """``Q(y)`` for ``y`` of shape ``(B, n)``."""
+        return torch.sigmoid(self._logits_and_slope(y)[0])
+
+    def pdf(self, x: np.ndarray) -> np.ndarray:
+        """Every model's density at the points ``x`` (1-D): an array ``(B, len(x))``."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 1:
+            raise ValueError(f"x must be 1-D, got shape {x.shape}")
+        with torch.no_grad():
+            y = torch.as_tensor(x, device=self.shift.device).expand(self.shift.numel(), -1)
+            return self.log_prob(y).exp().cpu().numpy()
+
+
+def fit_deep_factorized(
+    xs: Sequence[np.ndarray] | np.ndarray,
+    filters: Sequence[int] = (3, 3, 3),
+    steps: int = 1000,
+    lr: float = 0.02,
+    seed: int = 0,
+    device: str = "cpu",
+    init_scale: float = 1.0,
+) -> DeepFactorized:
+    """Maximum likelihood with Adam for one :class:`DeepFactorized` per data set (equal lengths), in one batched loop.
+
+    Input standardised by each data set's mean and std (fixed); the loss is the sum over models of each model's
+    mean negative log-likelihood, so the models train independently.
+    """
+    data = np.asarray(xs, dtype=np.float64)
+    if data.ndim != 2 or data.shape[1] < 2:
+        raise ValueError(f"xs must hold data sets of equal length >= 2 (shape (B, n)), got shape {data.shape}")
+    if not np.all(np.isfinite(data)):
+        raise ValueError("xs must be finite")
+    _check_int(steps, "steps")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr}")
+    std = data.std(1)
+    model = DeepFactorized(filters, data.mean(1), np.where(std > 0, std, 1.0), seed=seed, init_scale=init_scale).to(device)
+    y = torch.as_tensor(data, device=device)
+    opt = Adam(list(model.parameters()), lr=lr)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        (-model.log_prob(y).mean(-1)).sum().backward()
+        opt.step()
+    return model.eval()
 
 
 def kl_on_grid(p: np.ndarray, q: np.ndarray, grid: np.ndarray, floor: float = 1e-300) -> float:

@@ -200,6 +200,54 @@ def test_batched_fit_equals_separate_fits_and_warm_start_pads():
     assert torch.equal(grown.a[:6], batch[0].a) and torch.all(grown.a[6:] == 0)
 
 
+def test_batched_fit_with_mixed_orders_equals_separate_fits():
+    sample, _ = density.targets("C")
+    xs = [sample(300, np.random.default_rng(s)) for s in range(3)]
+    Ns, gammas = [2, 7, 4], [0.0, 1e-3, 1e-2]
+    batch = density.fit_fourier_densities(xs, N=Ns, steps=60, gamma=gammas, seed=[0, 1, 2])
+    for x, n, g, s, m in zip(xs, Ns, gammas, [0, 1, 2], batch):
+        single = density.fit_fourier_density(x, N=n, steps=60, gamma=g, seed=s)
+        assert m.N == n and m.a.shape == (n + 1,)
+        assert torch.allclose(single.a, m.a, atol=1e-10) and torch.allclose(single.loc, m.loc, atol=1e-10)
+
+
+def _deep_factorized_by_autograd(model: density.DeepFactorized, y: torch.Tensor) -> torch.Tensor:
+    """The density as the derivative of the model's CDF, by autograd (independent of the carried slope)."""
+    y = y.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(model.cdf(y).sum(), y)
+    return grad
+
+
+def test_deep_factorized_is_a_monotone_cdf_whose_derivative_is_the_density():
+    sample, _ = density.targets("A")
+    xs = np.stack([sample(400, np.random.default_rng(s)) for s in range(2)])
+    model = density.fit_deep_factorized(xs, filters=(3, 3, 3), steps=150, lr=0.1)
+    assert model.n_params() == 43  # 24 matrix entries, 10 biases, 9 gate factors
+    grid = np.linspace(-8, 8, 16_001)
+    q = model.pdf(grid)
+    assert q.shape == (2, grid.size) and np.all(q >= 0)
+    assert np.allclose(np.trapezoid(q, grid, axis=1), 1.0, atol=2e-3)
+    y = torch.as_tensor(np.stack([grid[::40]] * 2))
+    with torch.no_grad():
+        cdf = model.cdf(y).numpy()
+    assert np.all(np.diff(cdf, axis=1) >= 0) and np.all(cdf[:, 0] < 1e-3) and np.all(cdf[:, -1] > 1 - 1e-3)
+    assert np.allclose(model.log_prob(y).exp().detach().numpy(), _deep_factorized_by_autograd(model, y).numpy(), rtol=1e-10)
+    nll_start = -density.fit_deep_factorized(xs, steps=0).log_prob(torch.as_tensor(xs)).mean().item()
+    assert -model.log_prob(torch.as_tensor(xs)).mean().item() < nll_start - 0.2
+
+
+def test_deep_factorized_batch_trains_each_model_independently():
+    sample, _ = density.targets("C")
+    xs = np.stack([sample(300, np.random.default_rng(s)) for s in range(2)])
+    both = density.fit_deep_factorized(xs, filters=(2, 2), steps=40, lr=0.05)
+    xs2 = xs.copy()
+    xs2[0] = sample(300, np.random.default_rng(9))  # change the first data set only
+    other = density.fit_deep_factorized(xs2, filters=(2, 2), steps=40, lr=0.05)
+    grid = np.linspace(-5, 5, 101)
+    assert np.allclose(both.pdf(grid)[1], other.pdf(grid)[1], rtol=1e-12)   # the second model did not notice
+    assert not np.allclose(both.pdf(grid)[0], other.pdf(grid)[0], rtol=1e-3)
+
+
 # ---------------------------------------------------------------- baselines and metrics
 def test_gmm_em_and_adam_recover_two_separated_components():
     rng = np.random.default_rng(0)
@@ -265,6 +313,11 @@ def test_targets_are_normalised_and_their_samples_follow_them(name, tol):
         (lambda: density.gmm_em(np.arange(5.0), 0), ValueError, "K must satisfy"),
         (lambda: density.gmm_em(np.arange(5.0), 6), ValueError, "K must satisfy"),
         (lambda: density.gmm_fit_adam(np.arange(5.0), 1.5), TypeError, "K must be an int"),
+        (lambda: density.fit_fourier_densities([np.arange(5.0)] * 2, N=[3, -1]), ValueError, "N must be at least"),
+        (lambda: density.fit_deep_factorized(np.arange(5.0)), ValueError, "shape"),
+        (lambda: density.fit_deep_factorized(np.ones((2, 5)), lr=0.0), ValueError, "lr"),
+        (lambda: density.fit_deep_factorized(np.ones((2, 5)), filters=(3, 0)), ValueError, "filters"),
+        (lambda: density.DeepFactorized((3,), [0.0], [-1.0]), ValueError, "scale"),
         (lambda: density.gmm_pdf(np.zeros(2), [1.0], [0.0], [0.0]), ValueError, "sd must be positive"),
         (lambda: density.kde_pdf(np.arange(5.0), np.zeros(2), bandwidth="wide"), ValueError, "bandwidth"),
         (lambda: density.kde_pdf(np.arange(5.0), np.zeros(2), bandwidth=-1.0), ValueError, "bandwidth"),
