@@ -948,3 +948,14 @@ def test_scalar_parameters_refuse_tensors_that_require_grad():
     torch.testing.assert_close(law.means, gm.diffuse(0.6, 0.8).means)
     with pytest.raises(TypeError, match="beta must be a real number"):
         gm.diffuse(0.6, True)
+
+
+def test_mmd_rbf_to_a_fixed_sample_equals_mmd_rbf():
+    gen = torch.Generator().manual_seed(5)
+    y = torch.randn(300, 2, dtype=torch.float64, generator=gen)
+    to_y = diff.mmd_rbf_to(y, bandwidth=0.5)
+    for shift in (0.0, 0.5, 2.0):
+        x = torch.randn(200, 2, dtype=torch.float64, generator=gen) + shift
+        assert to_y(x) == diff.mmd_rbf(x, y, bandwidth=0.5)
+    with pytest.raises(ValueError, match="same dimension"):
+        to_y(torch.zeros(3, 1, dtype=torch.float64))
