@@ -499,7 +499,8 @@ def _cauchy_imaginary_axis(w, gamma, lam):
 
     With ``lam = a + i b`` and ``y = gamma_l - b_i``: ``1 / (i gamma - lam) = (-a - i y) / (a^2 + y^2)``,
     so one real table ``1/(a^2 + y^2)`` and two real matrix products replace the complex
-    reciprocals of :func:`cauchy` (about twice as fast on a CPU; same result to rounding).
+    reciprocals of :func:`cauchy` (same result to rounding; on a CPU about as fast: the s4-kernel notebook's timings
+    range from half to twice the complex version's, and at large ``L N`` memory traffic dominates).
     """
     a, b = lam.real, lam.imag
     y = gamma[:, None] - b[None, :]
