@@ -27,6 +27,7 @@ import numbers
 import torch
 
 from .._checks import check_int
+from ..optim import SGD, Adam
 
 __all__ = [
     "swish_gaussian_moments",
@@ -147,8 +148,6 @@ def gau_init_stats(
     allowed ``A_ij``, i != j); ``row_sum`` (mean row sum of ``A``, diagonal included); ``offdiag_mass``
     (``row_sum - diag_mean``). Deterministic in ``seed``; the global torch RNG is left untouched.
     """
-    from kexue_lite import attention, training  # the shared component (lazy: training imports this module)
-
     n = check_int("n", n, 2)
     d = check_int("d", d)
     expansion = check_int("expansion", expansion)
@@ -165,6 +164,16 @@ def gau_init_stats(
     if qk_init not in ("ones", "normal"):
         raise ValueError(f"qk_init must be 'ones' or 'normal', got {qk_init!r}")
     device = torch.device("cpu") if device is None else torch.device(device)
+    # Deterministic in its arguments, so repeated calls (the notebook's sweeps share some points) are cached.
+    return dict(_gau_init_stats_cached(n, d, expansion, s, lam, batch, seed, causal, dtype, qk_init, str(device)))
+
+
+@functools.lru_cache(maxsize=64)
+def _gau_init_stats_cached(n: int, d: int, expansion: int, s: int, lam: float, batch: int, seed: int, causal: bool,
+                           dtype: torch.dtype, qk_init: str, device: str) -> dict[str, float]:
+    from kexue_lite import attention, training  # the shared component (lazy: training imports this module)
+
+    device = torch.device(device)
     cfg = training.BlockConfig(d_model=d, mixer="gau", gau_s=s, gau_expansion=expansion, gau_qk_init=qk_init,
                                init="lecun", causal=causal)
     with torch.random.fork_rng(devices=[]):  # the constructor's default init draws from the global RNG
@@ -225,7 +234,9 @@ def one_step_relative_change(
         raise TypeError("model(x) must return a floating-point tensor")
     gen = torch.Generator(device="cpu").manual_seed(readout_seed)
     r = torch.randn(y0.shape, generator=gen, dtype=torch.float64).to(device=y0.device, dtype=y0.dtype)
-    opt = torch.optim.Adam(params, lr=lr) if optimizer == "adam" else torch.optim.SGD(params, lr=lr)
+    # kexue_lite.optim: torch.optim's single-tensor Adam/SGD, bit for bit, without importing torch._dynamo
+    # (about 1 s of CPU on the first call)
+    opt = Adam(params, lr=lr) if optimizer == "adam" else SGD(params, lr=lr)
     opt.zero_grad()
     (y0 * r).mean().backward()
     opt.step()
