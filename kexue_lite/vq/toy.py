@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..optim import Adam
 from .quantize import codebook_usage
 from .quantizer import VectorQuantizer
 
@@ -185,7 +186,7 @@ def train_vqae(
         with torch.no_grad():
             xs = toy_manifold_data(kmeans_n, D=D, r=r, generator=gen).to(device)
             model.vq.init_kmeans(model.encoder(xs), seed=seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    opt = Adam(model.parameters(), lr=lr)  # torch.optim.Adam's update, without importing torch._dynamo (about 1 s)
 
     log_steps: list[int] = []
     curves: dict[str, list[float]] = {k: [] for k in ("rec", "usage", "perplexity", "z_norm", "q_norm", "grad_rec", "grad_commit")}
