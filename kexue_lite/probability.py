@@ -503,7 +503,8 @@ def sparsemax_loss(x: Array, target: object) -> Array:
 def entmax_loss(x: Array, target: object, alpha: float = 1.5) -> Array:
     """Fenchel–Young loss of alpha-entmax, ``(p - y).x + H_alpha(p) - H_alpha(y)``; gradient ``p - y``.
 
-    ``alpha = 1`` is cross entropy, ``alpha = 2`` the sparsemax loss.
+    For a one-hot target, ``alpha = 1`` is cross entropy (for a soft target it is ``KL(y || p)``, cross entropy minus
+    ``H(y)``), and ``alpha = 2`` is the sparsemax loss.
     """
     alpha = _check_alpha(alpha)
     t, numpy = _logits(x)
