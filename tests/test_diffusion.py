@@ -959,3 +959,29 @@ def test_mmd_rbf_to_a_fixed_sample_equals_mmd_rbf():
         assert to_y(x) == diff.mmd_rbf(x, y, bandwidth=0.5)
     with pytest.raises(ValueError, match="same dimension"):
         to_y(torch.zeros(3, 1, dtype=torch.float64))
+
+
+def test_train_velocity_field_is_adam_with_torchs_cosine_schedule_bit_for_bit():
+    """The trainer's own cosine decay equals torch.optim.Adam + CosineAnnealingLR(opt, steps) exactly."""
+    ring = diff.ring_mixture(4, 1.5, 0.2)
+
+    def pairs(b, g):
+        return torch.randn(b, 2, generator=g, dtype=torch.float64), ring.sample(b, g)
+
+    steps, batch, lr = 30, 64, 2e-3
+    net = diff.train_velocity_field(pairs, 2, steps=steps, batch=batch, lr=lr, hidden=16, seed=3)
+    gen = torch.Generator().manual_seed(3)
+    torch.manual_seed(3)  # what the trainer does first (its batches come from a generator seeded alike)
+    ref = diff.make_mlp(3, 2, hidden=16, depth=2)
+    opt = torch.optim.Adam(ref.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for _ in range(steps):
+        x0, x1 = pairs(batch, gen)
+        t = torch.rand((batch, 1), generator=gen, dtype=torch.float64)
+        loss = ((ref(torch.cat([(1 - t) * x0 + t * x1, t], 1)) - (x1 - x0)) ** 2).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    for a, b in zip(net.parameters(), ref.parameters()):
+        assert torch.equal(a, b)
