@@ -933,7 +933,7 @@ def test_every_public_name_is_re_exported_from_its_module():
         for public in mod.__all__:
             assert getattr(diff, public) is getattr(mod, public)
         seen += mod.__all__
-    assert sorted(seen) == sorted(diff.__all__) and len(seen) == len(set(seen)) == 54
+    assert sorted(seen) == sorted(diff.__all__) and len(seen) == len(set(seen)) == 55
 
 
 def test_scalar_parameters_refuse_tensors_that_require_grad():
