@@ -211,6 +211,23 @@ def test_batched_fit_with_mixed_orders_equals_separate_fits():
         assert torch.allclose(single.a, m.a, atol=1e-10) and torch.allclose(single.loc, m.loc, atol=1e-10)
 
 
+def test_fits_record_the_objective_before_each_step():
+    sample, _ = density.targets("C")
+    xs = [sample(300, np.random.default_rng(s)) for s in range(2)]
+    fb = density.fit_fourier_densities(xs, N=[3, 5], steps=30, gamma=[0.0, 1e-3], seed=[0, 1])
+    start = density.fit_fourier_densities(xs, N=[3, 5], steps=0, seed=[0, 1])
+    for m, m0, x, g in zip(fb, start, xs, [0.0, 1e-3]):
+        assert m.history.shape == (30,) and m0.history.shape == (0,)
+        first = -m0.log_prob(x).mean().item() + g * m0.penalty().item()
+        assert m.history[0] == pytest.approx(first, rel=1e-12) and m.history[-1] < m.history[0]
+    dfp = density.fit_deep_factorized(np.stack(xs), filters=(2, 2), steps=20, lr=0.05)
+    dfp0 = density.fit_deep_factorized(np.stack(xs), filters=(2, 2), steps=0)
+    assert dfp.history.shape == (20, 2) and dfp0.history.shape == (0, 2)
+    with torch.no_grad():
+        first = -dfp0.log_prob(torch.as_tensor(np.stack(xs))).mean(-1).numpy()
+    assert np.allclose(dfp.history[0], first, rtol=1e-12) and np.all(dfp.history[-1] < dfp.history[0])
+
+
 def _deep_factorized_by_autograd(model: density.DeepFactorized, y: torch.Tensor) -> torch.Tensor:
     """The density as the derivative of the model's CDF, by autograd (independent of the carried slope)."""
     y = y.clone().requires_grad_(True)
