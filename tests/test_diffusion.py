@@ -985,3 +985,26 @@ def test_train_velocity_field_is_adam_with_torchs_cosine_schedule_bit_for_bit():
         sched.step()
     for a, b in zip(net.parameters(), ref.parameters()):
         assert torch.equal(a, b)
+
+
+def test_sid_descent_follows_the_closed_form_gradients_step_by_step():
+    """The descent's plain-float loop equals a step-by-step loop over linear_gaussian_sid_grads (numpy), to rounding,
+    including where the path diverges."""
+    for a0, b0, loss, lam in ((1.5, -1.0, "sid", 1.2), (1.5, -1.0, "sid", 2.0), (0.2, 2.0, "l1", 0.0), (3.0, 1.0, "true", 0.0)):
+        a_path, b_path = diff.linear_gaussian_sid_descent(a0, b0, 1.0, 0.5, loss, lam=lam, steps=300, seed=4)
+        ts = np.random.default_rng(4).uniform(0.1, 0.9, size=300)
+        log_a, b, ref_a, ref_b = math.log(a0), b0, [a0], [b0]
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for t in ts:
+                a = math.exp(log_a)
+                g = diff.linear_gaussian_sid_grads(a, b, 1.0, 0.5, math.cos(math.pi * t / 2), math.sin(math.pi * t / 2))
+                ga, gb = (g["l2"][0] - lam * g["l1"][0], g["l2"][1] - lam * g["l1"][1]) if loss == "sid" else g[loss]
+                log_a, b = log_a - 0.05 * a * float(ga), b - 0.05 * float(gb)
+                if not (math.isfinite(log_a) and log_a < 700 and math.isfinite(b)):
+                    break
+                ref_a.append(math.exp(log_a))
+                ref_b.append(b)
+        ref_a += [math.nan] * (301 - len(ref_a))
+        ref_b += [math.nan] * (301 - len(ref_b))
+        np.testing.assert_allclose(a_path, ref_a, rtol=1e-10, equal_nan=True)
+        np.testing.assert_allclose(b_path, ref_b, rtol=1e-10, atol=1e-12, equal_nan=True)

@@ -99,6 +99,11 @@ def linear_gaussian_sid_grads(a, b, mu: float, sigma: float, alpha_bar, beta_bar
             raise ValueError(f"{name} must be finite (no nan or inf)")
     if not np.all(B > 0):
         raise ValueError("beta_bar must be positive")
+    return _sid_grads(a, b, mu, sigma, A, B)
+
+
+def _sid_grads(a, b, mu, sigma, A, B) -> dict[str, tuple]:
+    """The closed forms of :func:`linear_gaussian_sid_grads`, unchecked: numpy arrays or plain floats."""
     P, Q, s2 = A**2 * a**2 + B**2, A**2 * sigma**2 + B**2, sigma**2
     return {
         "true": (2 * A**4 * B**2 * a * (a**2 - s2) * (P + Q) / (P**2 * Q**2), 2 * A**2 * B**2 * (b - mu) / Q**2),
@@ -139,10 +144,13 @@ def linear_gaussian_sid_descent(a0: float, b0: float, mu: float, sigma: float, l
     ts = np.random.default_rng(seed).uniform(t_lo, t_hi, size=steps)
     log_a, b = math.log(a0), float(b0)
     a_path, b_path = [a0], [b]
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for t in ts:
-            a = math.exp(log_a)
-            g = linear_gaussian_sid_grads(a, b, mu, sigma, math.cos(math.pi * t / 2), math.sin(math.pi * t / 2))
+            a, A, B = math.exp(log_a), math.cos(math.pi * t / 2), math.sin(math.pi * t / 2)
+            try:  # plain floats: the per-step cost of numpy's scalar arithmetic is most of this loop's time
+                g = _sid_grads(a, b, mu, sigma, A, B)
+            except (OverflowError, ZeroDivisionError):  # where floats raise, numpy's inf and nan end the path below
+                g = _sid_grads(*(np.float64(v) for v in (a, b, mu, sigma, A, B)))
             ga, gb = (g["l2"][0] - lam * g["l1"][0], g["l2"][1] - lam * g["l1"][1]) if loss == "sid" else g[loss]
             log_a, b = log_a - lr * a * float(ga), b - lr * float(gb)
             if not (math.isfinite(log_a) and log_a < 700 and math.isfinite(b)):
