@@ -989,8 +989,10 @@ def test_train_velocity_field_is_adam_with_torchs_cosine_schedule_bit_for_bit():
 
 def test_sid_descent_follows_the_closed_form_gradients_step_by_step():
     """The descent's plain-float loop equals a step-by-step loop over linear_gaussian_sid_grads (numpy), to rounding,
-    including where the path diverges."""
-    for a0, b0, loss, lam in ((1.5, -1.0, "sid", 1.2), (1.5, -1.0, "sid", 2.0), (0.2, 2.0, "l1", 0.0), (3.0, 1.0, "true", 0.0)):
+    including where the path diverges; a0 = 1e100 overflows the float path (P**2), so numpy's fallback steps: finite l2
+    gradients go on, the sid ones are nan and end the path at step 1, as in the numpy loop."""
+    for a0, b0, loss, lam in ((1.5, -1.0, "sid", 1.2), (1.5, -1.0, "sid", 2.0), (0.2, 2.0, "l1", 0.0), (3.0, 1.0, "true", 0.0),
+                              (1e100, -1.0, "l2", 0.0), (1e100, -1.0, "sid", 1.2)):
         a_path, b_path = diff.linear_gaussian_sid_descent(a0, b0, 1.0, 0.5, loss, lam=lam, steps=300, seed=4)
         ts = np.random.default_rng(4).uniform(0.1, 0.9, size=300)
         log_a, b, ref_a, ref_b = math.log(a0), b0, [a0], [b0]
