@@ -248,6 +248,7 @@ def test_base_lower_bound_is_the_certified_infimum():
         assert _direct_min(b * (1 + 1e-9), L) >= -1e-7
         assert _direct_min(b * (1 - 1e-6), L) < 0
     assert stats["full_scans"] >= 2 and stats["steps"] > 0
+    assert list(stats["seconds_to"]) == [1024, 2048] and 0 < stats["seconds_to"][1024] <= stats["seconds_to"][2048] <= stats["seconds"]
     grid, evals = pos.base_lower_bound_grid(1024, rounds=3)
     assert grid >= table[1024] and (grid - table[1024]) / table[1024] < 1e-3 and evals > 0
     assert pos.first_violation(grid, 1024) is None
