@@ -256,7 +256,7 @@ def spectral_factor(c: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------- the torch model
 def _log_sech2(t: torch.Tensor) -> torch.Tensor:
     """``log sech^2 t = log 4 - 2 t - 2 softplus(-2 t)``: exact and overflow-free. softplus's default threshold (20,
-    above which it returns its input) would drop ``log(1 + e^-20) = 2e-9`` near ``|t| = 10``; at 50 the dropped
+    above which it returns its input) would drop ``2 log(1 + e^-20) = 4e-9`` for t just below -10; at 50 the dropped
     ``e^-50`` is below float64's resolution of the result."""
     return math.log(4.0) - 2.0 * t - 2.0 * torch.nn.functional.softplus(-2.0 * t, threshold=50.0)
 

@@ -212,7 +212,7 @@ def test_batched_fit_with_mixed_orders_equals_separate_fits():
 
 
 def test_log_sech2_is_exact_past_softplus_threshold():
-    """log sech^2 t = log 4 - 2|t| - 2 log1p(e^{-2|t|}); torch's default softplus threshold lost 2e-9 near |t| = 10."""
+    """log sech^2 t = log 4 - 2|t| - 2 log1p(e^{-2|t|}); torch's default softplus threshold lost 4e-9 just below t = -10."""
     t = np.linspace(-40, 40, 8001)
     exact = np.log(4) - 2 * np.abs(t) - 2 * np.log1p(np.exp(-2 * np.abs(t)))
     got = density._log_sech2(torch.tensor(t)).numpy()
