@@ -116,13 +116,17 @@ def slider(
     figsize: tuple[float, float] = (6.4, 3.4),
     dpi: int = 72,
     static: bool | None = None,
+    layout: str | None = None,
 ) -> Any:
     """A slider over ``values`` that redraws ``draw(fig, value)``.
 
     ``draw`` receives an empty figure and one value and draws into it (it may add axes).
     The helper writes ``label = value`` as the figure's title. ``static`` defaults to
-    :func:`kexue_lite.env.static_site`. Returns the object to display (an
-    ``ipywidgets.VBox`` live, an ``IPython.display.HTML`` with the frames on the site).
+    :func:`kexue_lite.env.static_site`. ``layout`` is the figure's layout engine: ``None`` keeps the
+    style's constrained layout; ``"none"`` is for a ``draw`` that places its axes itself (fixed margins,
+    e.g. ``fig.subplots(gridspec_kw=dict(left=..., ...))``) and saves a layout pass on every frame.
+    Returns the object to display (an ``ipywidgets.VBox`` live, an ``IPython.display.HTML`` with the
+    frames on the site).
     """
     values = list(values)
     if not callable(draw):
@@ -133,12 +137,16 @@ def slider(
         raise ValueError(f"start must index values (0..{len(values) - 1}), got {start}")
     if not label:
         raise ValueError("label must be a non-empty string")
+    if layout not in (None, "none", "constrained"):
+        raise ValueError(f"layout must be None, 'none' or 'constrained', got {layout!r}")
     if figsize[0] * dpi > COLUMN_PX:
         raise ValueError(f"figsize is {figsize[0] * dpi:.0f} px wide at dpi {dpi}; the column holds {COLUMN_PX} px")
     static = env.static_site() if static is None else static
 
     def render(fig: Figure, value: Any) -> None:
         fig.clear()
+        if layout is not None:  # clear() brings back the style's engine
+            fig.set_layout_engine(layout)
         draw(fig, value)
         fig.suptitle(_label(label, fmt, value), fontsize=11)
 
@@ -147,7 +155,7 @@ def slider(
 
         labels = html_escape(json.dumps([_label(label, fmt, v).split(" = ", 1)[1] for v in values], ensure_ascii=False))
         return HTML(f'<div class="kexue-slider" data-start="{start}" data-labels="{labels}">'
-                    f"{_jshtml(render, values, figsize, dpi, start)}</div>")
+                    f"{_jshtml(render, values, figsize, dpi, start, layout)}</div>")
 
     import ipywidgets as widgets
 
@@ -161,7 +169,7 @@ def slider(
     def redraw(change: Any = None) -> None:
         with out:
             out.clear_output(wait=True)
-            fig = plt.figure(figsize=figsize)
+            fig = plt.figure(figsize=figsize, layout=layout)
             render(fig, control.value)
             plt.show()
 
@@ -171,13 +179,13 @@ def slider(
 
 
 def _jshtml(render: Callable[[Figure, Any], None], values: list[Any], figsize: tuple[float, float], dpi: int,
-            start: int) -> str:
+            start: int, layout: str | None) -> str:
     """matplotlib's JavaScript animation player (the HTML of ``FuncAnimation.to_jshtml``), with each
     frame drawn and saved once (``to_jshtml`` draws every frame three times), the frames in the order
     of ``values`` and the player opening on frame ``start``."""
     from matplotlib import _animation_data as player
 
-    fig = plt.figure(figsize=figsize, dpi=dpi)
+    fig = plt.figure(figsize=figsize, dpi=dpi, layout=layout)
     frames = []
     try:
         for value in values:

@@ -98,6 +98,21 @@ def test_static_slider_keeps_the_natural_order_and_opens_on_start():
     assert 'data-start="2"' in html
 
 
+def test_slider_layout_none_draws_without_a_layout_engine():
+    engines = []
+
+    def draw(fig, value):  # "none" leaves no engine or a placeholder that does nothing
+        engines.append(type(fig.get_layout_engine()).__name__.replace("PlaceHolderLayoutEngine", "NoneType"))
+        _draw(fig, value)
+
+    viz.use_style()
+    viz.slider(draw, [1, 2], label="slope", static=True)
+    viz.slider(draw, [1, 2], label="slope", static=True, layout="none")
+    box = viz.slider(draw, [1], label="slope", static=False, layout="none")
+    assert box.children[0].value == 1
+    assert engines == ["ConstrainedLayoutEngine"] * 2 + ["NoneType"] * 3
+
+
 def test_slider_refuses_a_figure_wider_than_the_column():
     with pytest.raises(ValueError, match="column"):
         viz.slider(_draw, [1], label="a", figsize=(viz.COLUMN_PX / 72 + 0.5, 3), static=True)
@@ -146,6 +161,7 @@ def test_slider_follows_the_build_flag(monkeypatch):
         ({"values": [1, 2], "start": 2}, ValueError),
         ({"values": [1], "label": ""}, ValueError),
         ({"values": [1], "draw": "not callable"}, TypeError),
+        ({"values": [1], "layout": "tight"}, ValueError),
     ],
 )
 def test_slider_rejects_bad_arguments(kwargs, exc):

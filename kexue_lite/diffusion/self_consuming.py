@@ -34,22 +34,26 @@ def self_consuming_gaussian(n: int, generations: int, chains: int, lam: float = 
                          "dimensions is singular")
     lam = _positive("lam", lam)
     rng = np.random.default_rng(seed)
-    mu = np.zeros((chains, dim))
-    chol = np.broadcast_to(np.eye(dim), (chains, dim, dim)).copy()
-    real = rng.normal(size=(chains, n_real, dim))
-    mus, vars_ = [mu.copy()], [np.ones(chains)]
-    for _ in range(generations):
-        synthetic = mu[:, None, :] + np.einsum("rij,rkj->rki", chol, rng.normal(size=(chains, n, dim)))
+    mus, vars_ = np.zeros((generations + 1, chains, dim)), np.ones((generations + 1, chains))
+    batch = np.empty((chains, n + n_real, dim))  # each generation's training points: n synthetic, then the real ones
+    batch[:, n:] = rng.normal(size=(chains, n_real, dim))
+    mu, chol = mus[0], np.broadcast_to(np.eye(dim), (chains, dim, dim))
+    for t in range(1, generations + 1):
+        z = rng.standard_normal(size=(chains, n, dim))  # the same draws as rng.normal(size=...)
+        if dim == 1:  # the Cholesky factor is the standard deviation: a plain product (the same numbers)
+            np.multiply(chol, z, out=batch[:, :n])
+        else:
+            batch[:, :n] = np.einsum("rij,rkj->rki", chol, z)
+        batch[:, :n] += mu[:, None, :]
         if fresh_real:
-            real = rng.normal(size=(chains, n_real, dim))
-        batch = np.concatenate([synthetic, real], axis=1)
-        mu = batch.mean(1)
+            batch[:, n:] = rng.normal(size=(chains, n_real, dim))
+        mu = mus[t] = batch.mean(1)
         centred = batch - mu[:, None, :]
         cov = lam * np.einsum("rki,rkj->rij", centred, centred) / (batch.shape[1] - 1)
-        chol = np.linalg.cholesky(cov + 1e-300 * np.eye(dim))
-        mus.append(mu.copy())
-        vars_.append(np.trace(cov, axis1=1, axis2=2) / dim)
-    return {"mu": np.stack(mus), "var": np.stack(vars_)}
+        # the 1e-300 ridge lets a collapsed chain (cov = 0) factorise; for dim = 1 the factor is a square root
+        chol = np.sqrt(cov + 1e-300) if dim == 1 else np.linalg.cholesky(cov + 1e-300 * np.eye(dim))
+        vars_[t] = np.trace(cov, axis1=1, axis2=2) / dim
+    return {"mu": mus, "var": vars_}
 
 
 def self_consuming_categorical(p0: np.ndarray, n: int, generations: int, temperature: float = 1.0, seed: int = 0) -> dict[str, np.ndarray]:

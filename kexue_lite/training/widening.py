@@ -116,8 +116,10 @@ def _role(name: str, owner: nn.Module) -> str:
 
 
 def _widen_param(name: str, role: str, old: torch.Tensor, new_shape: torch.Size, k: int, *, qk: float,
-                 layout: str, qk_layout: str, ffn2_bias_divisor: float) -> torch.Tensor:
+                 layout: str, qk_layout: str, ffn2_bias_divisor: float,
+                 index_cache: dict | None = None) -> torch.Tensor:
     out = old.detach()
+    index_cache = {} if index_cache is None else index_cache  # (size, layout, device) -> widen_index, per model
     grown = []
     for axis, (a, b) in enumerate(zip(old.shape, new_shape)):
         if b == a * k and k > 1:
@@ -127,7 +129,10 @@ def _widen_param(name: str, role: str, old: torch.Tensor, new_shape: torch.Size,
     is_bias = old.ndim == 1
     for axis in grown:
         lay = qk_layout if role == "qk" and axis == 0 else layout
-        idx = widen_index(old.shape[axis], k, lay).to(out.device)
+        key = (old.shape[axis], lay, out.device)
+        if key not in index_cache:
+            index_cache[key] = widen_index(old.shape[axis], k, lay).to(out.device)
+        idx = index_cache[key]
         out = out.index_select(axis, idx)
     rk = math.sqrt(k)
     factor = {
@@ -217,14 +222,16 @@ def widen_model(model: nn.Module, k: int = 2, *, rope_pairwise: bool | None = No
     qk_layout = "pairwise" if pairwise else layout
     div = math.sqrt(k) if ffn2_bias_divisor is None else float(ffn2_bias_divisor)
     old_params = dict(model.named_parameters())
+    owners = dict(wide.named_modules())
+    index_cache: dict = {}
     with torch.no_grad():
         for name, p in wide.named_parameters():
             if name not in old_params:
                 raise ValueError(f"parameter {name!r} of the widened model has no counterpart")
-            owner = wide.get_submodule(name.rsplit(".", 1)[0]) if "." in name else wide
+            owner = owners[name.rsplit(".", 1)[0]] if "." in name else wide
             role = _role(name, owner)
             p.copy_(_widen_param(name, role, old_params[name], p.shape, k, qk=qk, layout=layout,
-                                 qk_layout=qk_layout, ffn2_bias_divisor=div))
+                                 qk_layout=qk_layout, ffn2_bias_divisor=div, index_cache=index_cache))
         for (name, m_new), (_, m_old) in zip(wide.named_modules(), model.named_modules()):
             if hasattr(m_new, "eps") and isinstance(getattr(m_old, "eps", None), float):
                 in_head = name.split(".")[0] == "head"
@@ -244,34 +251,39 @@ def copy_divergence(model: nn.Module, k: int, *, rope_pairwise: bool | None = No
     if cfg.d_model % k:
         raise ValueError(f"k={k} does not divide the model width {cfg.d_model}")
     pairwise = bool(cfg.rope) if rope_pairwise is None else bool(rope_pairwise)
-    worst = 0.0
-    for name, p in model.named_parameters():
-        t = p.grad if grads else p
-        if t is None:
-            if grads:
-                raise ValueError(f"parameter {name!r} has no gradient; call backward first")
-            continue
-        t = t.detach()
-        owner = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
-        role = _role(name, owner)
-        if role == "unchanged" or k == 1:
-            continue
-        if role == "vector":
-            axes = [t.ndim - 1]
-        elif role == "head_linear" and t.ndim == 2 and owner.out_features != owner.in_features:
-            axes = [1]  # a decoder d -> V: only its input axis was widened
-        elif role == "head_linear" and t.ndim == 1 and owner.out_features != owner.in_features:
-            axes = []
-        else:
-            axes = list(range(t.ndim))
-        for axis in axes:
-            size = t.shape[axis]
-            if size % k:
-                raise ValueError(f"parameter {name!r}: axis {axis} of size {size} is not a multiple of k={k}")
-            x = t.movedim(axis, -1)
-            if role == "qk" and axis == 0 and pairwise:
-                x = x.reshape(*x.shape[:-1], size // (2 * k), k, 2).movedim(-2, -1)  # (..., pairs, 2, k)
+    diffs = []  # one 0-d tensor per widened axis; a single conversion to float at the end
+    seen = set()  # a tied parameter is visited once, under its first name, as named_parameters() does
+    for mod_name, owner in model.named_modules():
+        for leaf, p in owner.named_parameters(recurse=False):
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            name = f"{mod_name}.{leaf}" if mod_name else leaf
+            t = p.grad if grads else p
+            if t is None:
+                if grads:
+                    raise ValueError(f"parameter {name!r} has no gradient; call backward first")
+                continue
+            t = t.detach()
+            role = _role(name, owner)
+            if role == "unchanged" or k == 1:
+                continue
+            if role == "vector":
+                axes = [t.ndim - 1]
+            elif role == "head_linear" and t.ndim == 2 and owner.out_features != owner.in_features:
+                axes = [1]  # a decoder d -> V: only its input axis was widened
+            elif role == "head_linear" and t.ndim == 1 and owner.out_features != owner.in_features:
+                axes = []
             else:
-                x = x.reshape(*x.shape[:-1], size // k, k)
-            worst = max(worst, float((x - x[..., :1]).abs().max()))
-    return worst
+                axes = list(range(t.ndim))
+            for axis in axes:
+                size = t.shape[axis]
+                if size % k:
+                    raise ValueError(f"parameter {name!r}: axis {axis} of size {size} is not a multiple of k={k}")
+                x = t.movedim(axis, -1)
+                if role == "qk" and axis == 0 and pairwise:
+                    x = x.reshape(*x.shape[:-1], size // (2 * k), k, 2).movedim(-2, -1)  # (..., pairs, 2, k)
+                else:
+                    x = x.reshape(*x.shape[:-1], size // k, k)
+                diffs.append((x - x[..., :1]).abs().max())
+    return float(torch.stack(diffs).max()) if diffs else 0.0
