@@ -145,7 +145,7 @@ def slider(
 
     def render(fig: Figure, value: Any) -> None:
         fig.clear()
-        if layout is not None:  # clear() brings back the style's engine
+        if layout is not None:  # on a figure made with layout="none", clear() brings back the style's engine
             fig.set_layout_engine(layout)
         draw(fig, value)
         fig.suptitle(_label(label, fmt, value), fontsize=11)

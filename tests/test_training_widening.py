@@ -202,6 +202,9 @@ def test_copies_get_identical_gradients_and_noise_breaks_them():
     with torch.no_grad():
         wide.blocks[0].ffn.fc1.weight.add_(1e-3 * torch.randn_like(wide.blocks[0].ffn.fc1.weight))
     assert copy_divergence(wide, 2) > 1e-5
+    with torch.no_grad():
+        wide.blocks[0].ffn.fc1.weight[0, 0] = float("nan")
+    assert math.isnan(copy_divergence(wide, 2))  # a NaN is reported, never a false 0.0
 
 
 # ------------------------------------------------------------------ errors

@@ -129,7 +129,7 @@ def _widen_param(name: str, role: str, old: torch.Tensor, new_shape: torch.Size,
     is_bias = old.ndim == 1
     for axis in grown:
         lay = qk_layout if role == "qk" and axis == 0 else layout
-        key = (old.shape[axis], lay, out.device)
+        key = (old.shape[axis], lay, out.device)  # k is fixed within one call, so it need not be in the key
         if key not in index_cache:
             index_cache[key] = widen_index(old.shape[axis], k, lay).to(out.device)
         idx = index_cache[key]
@@ -244,7 +244,7 @@ def copy_divergence(model: nn.Module, k: int, *, rope_pairwise: bool | None = No
     """Max |copy_a - copy_b| over every widened axis of every parameter (0.0 right after :func:`widen_model`).
 
     ``grads=True`` reads ``.grad`` instead (identical copies receive identical gradients). ``model`` is the wide
-    model; the narrow sizes are its sizes divided by ``k``.
+    model; the narrow sizes are its sizes divided by ``k``. A NaN anywhere makes the result NaN (never a false 0.0).
     """
     k = _check_k(k)
     cfg = model.cfg
