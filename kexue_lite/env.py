@@ -87,7 +87,13 @@ def setup_time() -> float | None:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python's ``random``, numpy's legacy global RNG and torch (CPU and CUDA)."""
+    """Seed Python's ``random``, numpy's legacy global RNG, torch (CPU and CUDA) and sympy's own RNG.
+
+    sympy draws random numbers of its own (``sympy.core.random``), not from ``random``: Wang's multivariate
+    factorisation behind ``sp.factor`` picks random evaluation points, and ``Expr.equals`` tests at random points.
+    Unseeded, one ``sp.factor`` call in simvq-linear-codebook took 0.1 s in most runs and over 20 s in 4 of 60
+    (one run over 9 minutes); seeded, a notebook's symbolic steps take the same path every run.
+    """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     if seed < 0:
@@ -95,6 +101,9 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    import sympy.core.random
+
+    sympy.core.random.seed(seed)
 
 
 def setup(seed: int = 0, verbose: bool = True) -> Env:
