@@ -27,11 +27,12 @@ from typing import Any
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.figure import Figure
 
 from . import env
 
-__all__ = ["COLORS", "STYLE", "MAX_FRAMES", "COLUMN_PX", "MAX_COLS", "use_style", "subplots", "slider", "table"]
+__all__ = ["COLORS", "STYLE", "MAX_FRAMES", "COLUMN_PX", "MAX_COLS", "use_style", "subplots", "slider", "table", "pow10"]
 
 #: Okabe–Ito palette (colour-blind safe); black is used for "truth" curves.
 COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
@@ -99,6 +100,22 @@ def subplots(n: int = 1, *, height: float = 3.2, ncols: int | None = None, **kwa
     for extra in axes[n:]:
         fig.delaxes(extra)
     return (fig, axes[0]) if n == 1 else (fig, axes[:n])
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def pow10(value: float, _pos: int | None = None) -> str:
+    """Tick label ``10⁻⁶`` for ``1e-6`` (``−10²`` for ``-100``, ``0`` for 0) in plain text, for
+    ``axis.set_major_formatter`` on log and symlog axes: matplotlib's default labels go through its slower
+    mathtext. A value that is not a power of ten keeps a plain ``%.3g`` label. Used by lossless-widening.
+    """
+    if value == 0:
+        return "0"
+    exponent = np.log10(abs(value))
+    if not np.isfinite(exponent) or abs(exponent - round(exponent)) > 1e-9:
+        return f"{value:.3g}"
+    return ("−" if value < 0 else "") + "10" + str(int(round(exponent))).translate(_SUPERSCRIPT)
 
 
 def _label(label: str, fmt: str | Callable[[Any], str], value: Any) -> str:

@@ -172,6 +172,11 @@ def test_slider_rejects_bad_arguments(kwargs, exc):
         viz.slider(args.pop("draw"), args.pop("values"), **args)
 
 
+def test_pow10_labels_powers_of_ten_in_plain_text():
+    assert [viz.pow10(v) for v in (1e-6, 1.0, 100.0, -1e3, 0.0)] == ["10⁻⁶", "10⁰", "10²", "−10³", "0"]
+    assert viz.pow10(2e-6) == "2e-06" and viz.pow10(float("inf")) == "inf"
+
+
 def test_style_and_table():
     viz.use_style()
     assert mpl.rcParams["figure.facecolor"] == "white"
