@@ -91,13 +91,15 @@ def seed_everything(seed: int) -> None:
 
     sympy draws random numbers of its own (``sympy.core.random``), not from ``random``: Wang's multivariate
     factorisation behind ``sp.factor`` picks random evaluation points, and ``Expr.equals`` tests at random points.
-    Unseeded, one ``sp.factor`` call in simvq-linear-codebook took 0.1 s in most runs and over 20 s in 4 of 60
-    (one run over 9 minutes); seeded, a notebook's symbolic steps take the same path every run.
+    Unseeded, one ``sp.factor`` call in simvq-linear-codebook (since removed) took 0.05 s in most runs and over 20 s
+    in 4 of 60 (one run over 9 minutes). Seeded, sympy's random draws repeat; which symbol gets which draw in
+    ``Expr.equals`` still follows the process's string-hash seed (``PYTHONHASHSEED``, unset in Jupyter kernels).
     """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}")
+    seed = int(seed)  # random.seed and sympy's refuse numpy integers
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -108,13 +108,14 @@ _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 def pow10(value: float, _pos: int | None = None) -> str:
     """Tick label ``10⁻⁶`` for ``1e-6`` (``−10²`` for ``-100``, ``0`` for 0) in plain text, for
     ``axis.set_major_formatter`` on log and symlog axes: matplotlib's default labels go through its slower
-    mathtext. A value that is not a power of ten keeps a plain ``%.3g`` label. Used by lossless-widening.
+    mathtext. A value that is not a power of ten keeps a plain ``%.3g`` label (with the same minus sign).
+    Used by lossless-widening.
     """
     if value == 0:
         return "0"
     exponent = np.log10(abs(value))
     if not np.isfinite(exponent) or abs(exponent - round(exponent)) > 1e-9:
-        return f"{value:.3g}"
+        return f"{value:.3g}".replace("-", "−")
     return ("−" if value < 0 else "") + "10" + str(int(round(exponent))).translate(_SUPERSCRIPT)
 
 
